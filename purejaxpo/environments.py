@@ -1,0 +1,98 @@
+"""The one door to environments: ``make_env(name, **kwargs) -> (env, env_params)``.
+
+Every environment returned here follows the gymnax 1.x API:
+
+- ``reset(key, params) -> (obs, state)``
+- ``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)``, auto-resetting,
+  with ``info["final_observation"]`` holding the observation *before* the reset (needed to bootstrap
+  truncated episodes).
+- ``observation_space(params)`` and ``action_space(params)``.
+
+Names resolve in this order: our own registry (``register_env``; the top-level ``envs`` package registers
+into it on first use), gymnax's registered ids (``CartPole-v1``, ``Breakout-MinAtar``, ...) and brax's
+(``brax/hopper`` or plain ``hopper``), wrapped by :class:`purejaxpo.brax_wrapper.BraxGymnaxWrapper`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gymnax
+
+EnvFactory = Callable[..., tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str
+    factory: EnvFactory
+    description: str = ""
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+_PLUGINS_LOADED = False
+# Brax names, listed statically so that `list_envs` does not import brax (slow, noisy) just to list them.
+BRAX_ENV_NAMES = (
+    "ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_double_pendulum",
+    "inverted_pendulum", "pusher", "reacher", "swimmer", "walker2d",
+)
+
+
+def register_env(name: str, factory: EnvFactory, *, description: str = "", overwrite: bool = False) -> None:
+    """Register ``factory(**kwargs) -> (env, env_params)`` under ``name`` for :func:`make_env`."""
+    if not overwrite and name in _REGISTRY and _REGISTRY[name].factory is not factory:
+        raise ValueError(f"environment {name!r} is already registered")
+    _REGISTRY[name] = EnvSpec(name, factory, description)
+
+
+def _load_plugins() -> None:
+    """Import the top-level ``envs`` package once, which registers our own environments."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    try:
+        importlib.import_module("envs")
+    except ModuleNotFoundError as err:  # the package is optional only if it is genuinely absent
+        if err.name != "envs":
+            raise
+
+
+def list_envs() -> dict[str, list[str]]:
+    """All names :func:`make_env` accepts, grouped by source."""
+    _load_plugins()
+    return {
+        "purejaxpo": sorted(_REGISTRY),
+        "gymnax": list(gymnax.registered_envs),
+        "brax": [f"brax/{n}" for n in BRAX_ENV_NAMES],
+    }
+
+
+def _all_names() -> list[str]:
+    return [n for names in list_envs().values() for n in names] + list(BRAX_ENV_NAMES)
+
+
+def make_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
+    """Build an environment by name; ``kwargs`` go to the environment's constructor/factory.
+
+    Raises ``ValueError`` naming close matches for an unknown ``name``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"environment name must be a string, got {type(name).__name__}")
+    _load_plugins()
+    if name in _REGISTRY:
+        return _REGISTRY[name].factory(**kwargs)
+    if name in gymnax.registered_envs:
+        env, params = gymnax.make(name, **kwargs)
+        return env, params
+    brax_name = name.removeprefix("brax/")
+    if brax_name in BRAX_ENV_NAMES:
+        from purejaxpo.brax_wrapper import make_brax_env
+
+        return make_brax_env(brax_name, **kwargs)
+    close = difflib.get_close_matches(name, _all_names(), n=5, cutoff=0.4)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown environment {name!r}.{hint} `purejaxpo list` shows every name.")

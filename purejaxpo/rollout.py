@@ -1,0 +1,121 @@
+"""Rollouts: a ``lax.scan`` over vmapped, auto-resetting environment steps.
+
+The environment follows the gymnax 1.x API (``step -> obs, state, reward, terminated, truncated, info``
+with ``info["final_observation"]``). Episode statistics are reduced inside the graph to a few scalars per
+rollout, so memory never grows with steps × envs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from purejaxpo.types import Trajectory
+
+Array = jax.Array
+# policy_step(obs [B, ...], key) -> (raw_action [B, ...], env_action [B, ...], log_prob [B], value [B])
+PolicyStep = Callable[[Array, Array], tuple[Array, Array, Array, Array]]
+# observe(raw_obs [B, ...]) -> obs the policy sees (e.g. normalized) [B, ...]
+Observe = Callable[[Array], Array]
+
+
+@struct.dataclass
+class EnvCarry:
+    """Per-env state carried across rollouts: env state, last raw observation, running episode stats."""
+
+    env_state: Any
+    obs: Array
+    episode_return: Array  # [B]
+    episode_length: Array  # [B]
+
+
+@struct.dataclass
+class EpisodeStats:
+    """Sums over the episodes completed in a rollout (scalars): divide by ``count`` for means."""
+
+    count: Array
+    return_sum: Array
+    length_sum: Array
+
+    @property
+    def mean_return(self) -> Array:
+        """Mean return of completed episodes; NaN when none completed (so plots show a gap, not a 0)."""
+        return jnp.where(self.count > 0, self.return_sum / jnp.maximum(self.count, 1.0), jnp.nan)
+
+    @property
+    def mean_length(self) -> Array:
+        return jnp.where(self.count > 0, self.length_sum / jnp.maximum(self.count, 1.0), jnp.nan)
+
+
+def vmapped_reset(env: Any, env_params: Any, key: Array, num_envs: int) -> tuple[Array, Any]:
+    """Reset ``num_envs`` environments: ``obs [B, ...]``, batched env state."""
+    return jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), env_params)
+
+
+def init_env_carry(env: Any, env_params: Any, key: Array, num_envs: int) -> EnvCarry:
+    obs, env_state = vmapped_reset(env, env_params, key, num_envs)
+    zeros = jnp.zeros((num_envs,), jnp.float32)
+    return EnvCarry(env_state=env_state, obs=obs, episode_return=zeros, episode_length=zeros)
+
+
+def rollout(
+    env: Any,
+    env_params: Any,
+    carry: EnvCarry,
+    key: Array,
+    policy_step: PolicyStep,
+    observe: Observe,
+    num_steps: int,
+    extras_fn: Callable[[dict[str, Any]], dict[str, Array]] | None = None,
+) -> tuple[EnvCarry, Trajectory, EpisodeStats]:
+    """Collect ``num_steps`` steps from every env in ``carry``.
+
+    Returns the new carry, a :class:`Trajectory` ``[T, B, ...]`` whose ``final_value`` is still zero (the
+    caller fills it with one batched critic pass over ``final_obs``, see :func:`bootstrap_values`), and
+    the episode statistics of the rollout. ``extras_fn(info)`` picks per-step arrays from ``info`` into
+    ``Trajectory.extras``.
+    """
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def step(carry: EnvCarry, step_key: Array) -> tuple[EnvCarry, tuple[Trajectory, Array, Array, Array]]:
+        act_key, env_key = jax.random.split(step_key)
+        obs = observe(carry.obs)
+        raw_action, env_action, log_prob, value = policy_step(obs, act_key)
+        env_keys = jax.random.split(env_key, obs.shape[0])
+        next_obs, env_state, reward, terminated, truncated, info = step_env(env_keys, carry.env_state, env_action, env_params)
+        reward = reward.astype(jnp.float32)
+        done = jnp.logical_or(terminated, truncated)
+        episode_return = carry.episode_return + reward
+        episode_length = carry.episode_length + 1.0
+        transition = Trajectory(
+            obs=obs,
+            action=raw_action,
+            log_prob=log_prob,
+            value=value,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            final_obs=observe(info["final_observation"]),
+            final_value=jnp.zeros_like(value),
+            extras=extras_fn(info) if extras_fn is not None else {},
+        )
+        new_carry = EnvCarry(
+            env_state=env_state,
+            obs=next_obs,
+            episode_return=jnp.where(done, 0.0, episode_return),
+            episode_length=jnp.where(done, 0.0, episode_length),
+        )
+        done_f = done.astype(jnp.float32)
+        return new_carry, (transition, done_f.sum(), (episode_return * done_f).sum(), (episode_length * done_f).sum())
+
+    carry, (trajectory, counts, returns, lengths) = jax.lax.scan(step, carry, jax.random.split(key, num_steps))
+    stats = EpisodeStats(count=counts.sum(), return_sum=returns.sum(), length_sum=lengths.sum())
+    return carry, trajectory, stats
+
+
+def bootstrap_values(trajectory: Trajectory, value_fn: Callable[[Array], Array]) -> Trajectory:
+    """Fill ``final_value = V(final_obs)`` with one batched critic pass over ``[T, B, ...]``."""
+    return trajectory.replace(final_value=value_fn(trajectory.final_obs))

@@ -1,0 +1,88 @@
+"""Shared containers: the trajectory a rollout produces, the Trainer contract, hyperparameter checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+from flax import struct
+
+Array = jax.Array
+Metrics = dict[str, Array]
+
+
+@struct.dataclass
+class Trajectory:
+    """One rollout, time-major: every field is ``[T, B, ...]``.
+
+    ``obs`` and ``final_obs`` are the (normalized) observations the policy saw; ``final_obs[t]`` is
+    ``info["final_observation"]`` (the observation an episode ended on, before auto-reset) and
+    ``final_value[t] = V(final_obs[t])`` bootstraps truncated steps. ``extras`` holds algorithm-specific
+    per-step arrays (e.g. post-decision observations) and may be an empty dict.
+    """
+
+    obs: Array
+    action: Array
+    log_prob: Array
+    value: Array
+    reward: Array
+    terminated: Array
+    truncated: Array
+    final_obs: Array
+    final_value: Array
+    extras: dict[str, Array] = struct.field(default_factory=dict)
+
+
+class Trainer(NamedTuple):
+    """What every ``make_train(config, env, env_params)`` returns. All four are pure and un-jitted, so
+    they compose with ``jax.jit``, ``jax.vmap`` (seeds, hyperparameter grids) and sharding.
+
+    - ``init(key, hp) -> state``: the full training state (params, optimizer, normalizers, env state,
+      key, update index): everything needed to resume bit-exactly.
+    - ``update(state, hp) -> (state, metrics)``: one training iteration (rollout → advantages → epochs
+      of minibatch updates); ``metrics`` are per-update scalars.
+    - ``train(key, hp) -> (state, metrics)``: ``init`` then ``config.num_updates`` updates in one
+      ``lax.scan``; metrics are stacked ``[num_updates]``.
+    - ``act(state, obs, key, deterministic=False) -> action``: the environment-ready action for ``obs``
+      (``[*batch, *obs_shape]``), using the state's network parameters and observation normalizer.
+    """
+
+    init: Callable[..., Any]
+    update: Callable[..., tuple[Any, Metrics]]
+    train: Callable[..., tuple[Any, Metrics]]
+    act: Callable[..., Array]
+    config: Any
+    env: Any
+    env_params: Any
+
+
+def _is_concrete_number(value: Any) -> bool:
+    """True for user-given numbers/arrays; False for tracers and jax's internal placeholders."""
+    if isinstance(value, jax.core.Tracer):
+        return False
+    return isinstance(value, (int, float, np.ndarray, np.generic, jax.Array))
+
+
+def check_hparams(hp: Any, rules: dict[str, Callable[[np.ndarray], bool]], messages: dict[str, str]) -> None:
+    """Raise ``ValueError`` if a concrete field of ``hp`` breaks its rule (every element of a stacked grid
+    is checked). Traced fields (inside ``jit``/``vmap``) are skipped: they were checked on the way in."""
+    for field in dataclasses.fields(hp):
+        if field.name not in rules:
+            continue
+        value = getattr(hp, field.name)
+        if not _is_concrete_number(value):
+            continue
+        array = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{type(hp).__name__}.{field.name} must be finite, got {array.tolist()}")
+        if not np.all(rules[field.name](array)):
+            raise ValueError(f"{type(hp).__name__}.{field.name} {messages[field.name]}, got {array.tolist()}")
+
+
+def stack_hparams(hparams: list[Any]) -> Any:
+    """Stack a list of same-type hyperparameter pytrees into one with a leading ``[G]`` grid axis."""
+    if not hparams:
+        raise ValueError("stack_hparams needs at least one setting")
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x, np.float32) for x in xs]), *hparams)
