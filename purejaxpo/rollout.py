@@ -119,3 +119,38 @@ def rollout(
 def bootstrap_values(trajectory: Trajectory, value_fn: Callable[[Array], Array]) -> Trajectory:
     """Fill ``final_value = V(final_obs)`` with one batched critic pass over ``[T, B, ...]``."""
     return trajectory.replace(final_value=value_fn(trajectory.final_obs))
+
+
+def evaluate(
+    env: Any,
+    env_params: Any,
+    act: Callable[[Any, Array, Array], Array],
+    state: Any,
+    key: Array,
+    num_episodes: int,
+    max_steps: int,
+) -> Array:
+    """Return of the first episode of ``num_episodes`` parallel envs under ``act(state, obs, key)``.
+
+    Runs a fixed ``max_steps`` (``lax.scan``; pass the env's episode limit) and counts rewards until each
+    env's first ``terminated or truncated``. Returns ``[num_episodes]``; an episode still running at
+    ``max_steps`` contributes its partial return.
+    """
+    reset_key, key = jax.random.split(key)
+    obs, env_state = vmapped_reset(env, env_params, reset_key, num_episodes)
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def step(carry: tuple[Any, Array, Array, Array], step_key: Array) -> tuple[tuple[Any, Array, Array, Array], None]:
+        env_state, obs, total, running = carry
+        act_key, env_key = jax.random.split(step_key)
+        action = act(state, obs, act_key)
+        obs, env_state, reward, terminated, truncated, _ = step_env(
+            jax.random.split(env_key, num_episodes), env_state, action, env_params
+        )
+        total = total + running * reward.astype(jnp.float32)
+        running = running * (1.0 - jnp.logical_or(terminated, truncated).astype(jnp.float32))
+        return (env_state, obs, total, running), None
+
+    init = (env_state, obs, jnp.zeros((num_episodes,)), jnp.ones((num_episodes,)))
+    (_, _, total, _), _ = jax.lax.scan(step, init, jax.random.split(key, max_steps))
+    return total

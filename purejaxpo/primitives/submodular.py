@@ -90,8 +90,9 @@ def coverage_gain_from_covered(covered: Array, footprint: Array, weights: Array)
 
 def coverage_gain(visited: Array, x: Array, footprints: Array, weights: Array) -> Array:
     """``F(A ∪ {x}) − F(A)`` for :func:`coverage_value`. Shapes as there; ``x`` an int scalar."""
-    covered = (_as_float(visited) @ jnp.asarray(footprints, jnp.float32)) > 0
-    return coverage_gain_from_covered(covered, jnp.asarray(footprints[x], bool), weights)
+    footprints = jnp.asarray(footprints)
+    covered = (_as_float(visited) @ footprints.astype(jnp.float32)) > 0
+    return coverage_gain_from_covered(covered, footprints[x].astype(bool), weights)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -120,6 +121,7 @@ def facility_location_gain_from_best(best: Array, column: Array, weights: Array)
 
 def facility_location_gain(visited: Array, x: Array, similarity: Array, weights: Array) -> Array:
     """``F(A ∪ {x}) − F(A)`` for :func:`facility_location_value`."""
+    similarity = jnp.asarray(similarity)
     sim = jnp.where(jnp.asarray(visited, bool)[None, :], similarity, 0.0)
     return facility_location_gain_from_best(jnp.max(sim, axis=1, initial=0.0), similarity[:, x], weights)
 
@@ -156,9 +158,9 @@ def truncated_coverage_gain_from_counts(counts: Array, group_column: Array, dema
 
 def truncated_coverage_gain(visited: Array, x: Array, groups: Array, demands: Array) -> Array:
     """``F(A ∪ {x}) − F(A)`` for :func:`truncated_coverage_value`."""
-    visited = jnp.asarray(visited, bool)
-    counts = jnp.asarray(groups, jnp.float32) @ visited.astype(jnp.float32)
-    gain = truncated_coverage_gain_from_counts(counts, jnp.asarray(groups[:, x], bool), demands)
+    visited, groups = jnp.asarray(visited, bool), jnp.asarray(groups, bool)
+    counts = groups.astype(jnp.float32) @ visited.astype(jnp.float32)
+    gain = truncated_coverage_gain_from_counts(counts, groups[:, x], demands)
     return jnp.where(visited[x], 0.0, gain)
 
 
@@ -198,6 +200,7 @@ def logdet_cache_init(capacity: int, dtype=jnp.float32) -> LogDetCache:
 def _conditional(cache: LogDetCache, x: Array, kernel: Array, noise: float) -> tuple[Array, Array]:
     """``(l, d²)`` with ``l = L⁻¹ k_Ax`` and ``d² = K_xx + σ² − lᵀl`` (the noisy conditional variance)."""
     capacity = cache.members.shape[0]
+    kernel = jnp.asarray(kernel)
     k = jnp.where(jnp.arange(capacity) < cache.size, kernel[cache.members, x], 0.0)
     l = cache.inv_chol @ k
     # K_xx + σ² − k (K_AA + σ²I)⁻¹ k ≥ σ² exactly; the clamp only removes round-off.
@@ -232,6 +235,7 @@ def logdet_cache_add(cache: LogDetCache, x: Array, kernel: Array, noise: float, 
 
 
 def _logdet_scan(visited: Array, kernel: Array, noise: float, offset: float) -> tuple[Array, LogDetCache]:
+    kernel = jnp.asarray(kernel)
     n = kernel.shape[0]
     visited = jnp.asarray(visited, bool)
 

@@ -1,0 +1,7 @@
+"""``python -m purejaxpo`` is the ``purejaxpo`` command."""
+
+import sys
+
+from purejaxpo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""Algorithms by name, for the runner and the CLI: each entry names its Config, HParams and make_train."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from purejaxpo.algorithms import ppo
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    config_cls: type
+    hparams_cls: type
+    make_train: Callable[..., Any]
+    action_kinds: tuple[str, ...] = ("discrete", "multi_discrete", "continuous")
+    description: str = ""
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "ppo": Algorithm("ppo", ppo.PPOConfig, ppo.PPOHParams, ppo.make_train, description="PPO-clip (Schulman et al. 2017)"),
+}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The registered algorithm ``name``; ``ValueError`` listing close matches otherwise."""
+    key = name.lower()
+    if key not in ALGORITHMS:
+        close = difflib.get_close_matches(key, list(ALGORITHMS), n=3, cutoff=0.3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown algorithm {name!r}.{hint} Known: {', '.join(sorted(ALGORITHMS))}")
+    return ALGORITHMS[key]
