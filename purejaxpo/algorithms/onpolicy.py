@@ -43,7 +43,7 @@ def gradient_step(
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    metrics = {**aux, "loss": loss, "grad_norm": optax.global_norm(grads), "nonfinite": 1.0 - finite.astype(jnp.float32)}
+    metrics = {**aux, "loss": loss, "grad_norm": optax.tree.norm(grads), "nonfinite": 1.0 - finite.astype(jnp.float32)}
     return keep(new_params, params), keep(new_opt_state, opt_state), metrics
 
 

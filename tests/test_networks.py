@@ -1,0 +1,75 @@
+"""Networks: orthogonal init (also vmapped over many seeds), heads for every action kind, bounds."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from purejaxpo.networks import distributions, make_actor_critic, orthogonal
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (16, 4), (4, 16), (3, 3, 2, 5)])
+def test_orthogonal_is_orthogonal(shape):
+    w = np.asarray(orthogonal(2.0)(jax.random.key(0), shape)).reshape(-1, shape[-1])
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    np.testing.assert_allclose(gram, 4.0 * np.eye(gram.shape[0]), atol=1e-4)
+
+
+def test_orthogonal_vmapped_equals_per_seed_and_never_batches_qr():
+    keys = jax.random.split(jax.random.key(1), 5)
+    batched = jax.jit(jax.vmap(lambda k: orthogonal()(k, (6, 6))))(keys)
+    for i, k in enumerate(keys):
+        np.testing.assert_allclose(batched[i], orthogonal()(k, (6, 6)), atol=1e-6)
+    hlo = jax.jit(jax.vmap(lambda k: orthogonal()(k, (6, 6)))).lower(keys).as_text()
+    assert "while" in hlo  # the QR runs inside a loop over the batch (lax.map), not as one batched call
+
+
+@pytest.mark.timeout(300)
+def test_init_of_64_seeds_vmapped_does_not_deadlock():
+    # The platform trap: several batched QRs at once used to hang jaxlib on 2 cores.
+    init = lambda k: make_actor_critic(k, obs_shape=(4,), action_kind="discrete", action_dim=2, hidden_sizes=(64, 64, 64))[1]
+    params = jax.jit(jax.vmap(init))(jax.random.split(jax.random.key(0), 64))
+    kernel = params["actor_torso"]["layers"][1]["kernel"][...]
+    assert kernel.shape == (64, 64, 64) and np.all(np.isfinite(kernel))
+
+
+@pytest.mark.parametrize(
+    "kwargs, action_shape",
+    [
+        (dict(action_kind="discrete", action_dim=3), ()),
+        (dict(action_kind="multi_discrete", action_dim=5, num_categories=4), (5,)),
+        (dict(action_kind="continuous", action_dim=2, init_log_std=-0.5), (2,)),
+    ],
+)
+def test_actor_critic_shapes(kwargs, action_shape):
+    graphdef, params = make_actor_critic(jax.random.key(0), obs_shape=(6,), **kwargs)
+    obs = jnp.ones((7, 6))
+    dist, value = nnx.merge(graphdef, params)(obs)
+    action, log_prob = dist.sample_and_log_prob(seed=jax.random.key(1))
+    assert value.shape == (7,) and log_prob.shape == (7,) and action.shape == (7,) + action_shape
+    assert dist.entropy().shape == (7,)
+    np.testing.assert_allclose(dist.log_prob(action), log_prob, rtol=1e-5)
+
+
+def test_cnn_torso_on_minatar_shaped_obs():
+    graphdef, params = make_actor_critic(jax.random.key(0), obs_shape=(10, 10, 4), action_kind="discrete", action_dim=6, torso="cnn")
+    dist, value = nnx.merge(graphdef, params)(jnp.ones((3, 10, 10, 4)))
+    assert dist.logits.shape == (3, 6) and value.shape == (3,)
+    with pytest.raises(ValueError, match="H, W, C"):
+        make_actor_critic(jax.random.key(0), obs_shape=(4,), action_kind="discrete", action_dim=2, torso="cnn")
+
+
+def test_initial_policy_is_near_uniform_and_value_head_scaled():
+    graphdef, params = make_actor_critic(jax.random.key(0), obs_shape=(4,), action_kind="discrete", action_dim=2)
+    dist, _ = nnx.merge(graphdef, params)(jax.random.normal(jax.random.key(1), (100, 4)))
+    np.testing.assert_allclose(dist.probs, 0.5, atol=0.05)  # 0.01-scaled policy head
+
+
+def test_to_env_action_bounds():
+    low, high = jnp.array([-2.0]), jnp.array([2.0])
+    raw = jnp.array([[-5.0], [0.0], [1.0]])
+    np.testing.assert_allclose(distributions.to_env_action(raw, low, high, "clip"), [[-2.0], [0.0], [1.0]])
+    np.testing.assert_allclose(distributions.to_env_action(raw, low, high, "tanh"), 2.0 * np.tanh(raw), rtol=1e-6)
+    with pytest.raises(ValueError, match="bounds"):
+        distributions.to_env_action(raw, low, high, "sigmoid")
