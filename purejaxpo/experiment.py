@@ -237,12 +237,20 @@ def run(
     keys = jax.random.split(jax.random.key(seed), num_seeds)
     keys = jnp.broadcast_to(keys, (grid, num_seeds))
     mesh = _seed_mesh(devices, num_seeds)
+    # Every state/metric leaf is [G, S, ...]: shard axis 1 (seeds) over the mesh; hparams are replicated.
+    sharding: dict[str, Any] = {}
     if mesh is not None:
-        keys = jax.device_put(keys, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "seeds")))
+        seeds_sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "seeds"))
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        keys = jax.device_put(keys, seeds_sharded)
+        sharding = {"in_shardings": (seeds_sharded, replicated), "out_shardings": (seeds_sharded, seeds_sharded)}
 
     over_seeds = lambda f: jax.vmap(f, in_axes=(0, None))
     over_grid = lambda f: jax.vmap(f, in_axes=(0, 0))
-    init_fn = jax.jit(over_grid(over_seeds(trainer.init)))
+    init_fn = jax.jit(
+        over_grid(over_seeds(trainer.init)),
+        **({"in_shardings": sharding["in_shardings"], "out_shardings": sharding["out_shardings"][0]} if sharding else {}),
+    )
 
     def updates(state: Any, hp_one: Any, length: int) -> tuple[Any, dict[str, jax.Array]]:
         return jax.lax.scan(lambda s, _: trainer.update(s, hp_one), state, None, length=length)
@@ -254,7 +262,7 @@ def run(
         nonlocal compile_s
         if length not in compiled:
             start = time.perf_counter()
-            fn = jax.jit(over_grid(over_seeds(lambda s, h: updates(s, h, length))), donate_argnums=(0,))
+            fn = jax.jit(over_grid(over_seeds(lambda s, h: updates(s, h, length))), donate_argnums=(0,), **sharding)
             compiled[length] = fn.lower(state, hp).compile()
             compile_s += time.perf_counter() - start
         return compiled[length]
@@ -273,8 +281,8 @@ def run(
             step, found = checkpointing.read_meta(checkpoint_dir)
             checkpointing.check_meta(found, meta)
             done, state, metrics = checkpointing.restore(checkpoint_dir, state, metrics)
-            if mesh is not None:
-                state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "seeds")))
+            if sharding:
+                state = jax.device_put(state, sharding["out_shardings"][0])
         elif Path(checkpoint_dir).exists() and any(Path(checkpoint_dir).iterdir()):
             raise checkpointing.CheckpointError(
                 f"{checkpoint_dir} already holds checkpoints; pass resume=True to continue it or choose a new directory"
