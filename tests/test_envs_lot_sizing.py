@@ -12,7 +12,6 @@ import pytest
 
 from envs.lot_sizing import (
     LotSizing,
-    LotSizingParams,
     LotSizingState,
     available_settings,
     generate_instance,
@@ -72,7 +71,8 @@ def numpy_step(inventory, setup, action, demand, s: dict) -> tuple[np.ndarray, n
 
 
 def test_setting_ships_as_package_data():
-    resource = importlib.resources.files("envs").joinpath("data", "lot_sizing", f"setting_{SETTING}.json")
+    resource = importlib.resources.files("envs").joinpath("data").joinpath("lot_sizing").joinpath(
+        f"setting_{SETTING}.json")
     assert resource.is_file()
     setting = load_setting(SETTING)
     assert setting == json.loads(resource.read_text())
