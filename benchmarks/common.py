@@ -1,0 +1,78 @@
+"""Shared benchmark plumbing: the machine description and timing of a jitted PPO run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """Backend, device kind and count, CPU count and versions, recorded with every result."""
+    device = jax.devices()[0]
+    info = {
+        "backend": jax.default_backend(),
+        "device_kind": device.device_kind,
+        "num_devices": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+    }
+    if info["backend"] == "gpu":
+        try:
+            import subprocess
+
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=30,
+            )
+            info["gpu"] = out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            info["gpu"] = "nvidia-smi unavailable"
+    return info
+
+
+def time_ppo(num_seeds: int, total_timesteps: int, config_overrides: dict | None = None, env_name: str = "CartPole-v1") -> dict[str, Any]:
+    """Compile (AOT, timed apart) and run ``num_seeds`` vmapped PPO seeds once; returns timings and returns."""
+    from purejaxpo import make_env
+    from purejaxpo.algorithms import ppo
+
+    env, env_params = make_env(env_name)
+    config = ppo.PPOConfig(total_timesteps=total_timesteps, **(config_overrides or {}))
+    trainer = ppo.make_train(config, env, env_params)
+    hp = ppo.PPOHParams()
+    keys = jax.random.split(jax.random.key(0), num_seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(trainer.train, in_axes=(0, None))).lower(keys, hp).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    _, metrics = compiled(keys, hp)
+    returns = np.asarray(jax.block_until_ready(metrics["episode_return"]))
+    run_s = time.perf_counter() - start
+    steps = config.num_updates * config.batch_size * num_seeds
+    last = max(1, config.num_updates // 20)
+    return {
+        "num_seeds": num_seeds,
+        "env_steps": steps,
+        "num_updates": config.num_updates,
+        "compile_s": round(compile_s, 3),
+        "run_s": round(run_s, 3),
+        "env_steps_per_s": round(steps / run_s, 1),
+        "final_return_mean": float(np.nanmean(returns[:, -last:])),
+    }
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(payload, indent=2))
+    return path
