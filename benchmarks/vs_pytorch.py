@@ -1,0 +1,94 @@
+"""Wall-clock against a PyTorch PPO written for a fair fight (benchmarks/torch_ppo.py).
+
+    pip install -e ".[bench]" && python -m benchmarks.vs_pytorch    # → results/vs_pytorch.json
+
+Same algorithm, hyperparameters, network and budget on CartPole-v1 (4 envs × 128 steps, 4 epochs × 4
+minibatches, 64-64 tanh, lr 2.5e-4 annealed, 5e5 steps). Each side runs ``--repeats`` times in this one
+invocation; we report the median and min–max of run seconds, compile seconds apart, env-steps/s and the
+final return (mean return of episodes completed in the last 5% of updates).
+
+Aggregate throughput at N seeds: ours vmaps N seeds in one call (seed counts above
+``--full-budget-max-seeds`` train ``--updates-large`` updates per seed, which measures the same
+per-update cost); PyTorch seeds would run one after another, so its N-seed time is *extrapolated* as N ×
+the measured single-seed time (the JSON says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from benchmarks.common import machine, time_ppo, write_json
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def run_ours(num_seeds: int, total_timesteps: int, repeats: int) -> dict[str, Any]:
+    rows = [time_ppo(num_seeds, total_timesteps) for _ in range(repeats)]
+    return {
+        "num_seeds": num_seeds,
+        "env_steps": rows[0]["env_steps"],
+        "compile_s": spread([r["compile_s"] for r in rows]),
+        "run_s": spread([r["run_s"] for r in rows]),
+        "env_steps_per_s": spread([r["env_steps_per_s"] for r in rows]),
+        "final_return_mean": spread([r["final_return_mean"] for r in rows]),
+    }
+
+
+def run_torch(total_timesteps: int, repeats: int) -> dict[str, Any]:
+    from benchmarks.torch_ppo import run_torch_ppo
+
+    rows = [run_torch_ppo(seed=seed, total_timesteps=total_timesteps) for seed in range(repeats)]
+    return {
+        "num_seeds": 1,
+        "env_steps": rows[0]["env_steps"],
+        "run_s": spread([r["run_s"] for r in rows]),
+        "env_steps_per_s": spread([r["env_steps_per_s"] for r in rows]),
+        "final_return": [r["final_return"] for r in rows],
+        "torch_threads": rows[0].get("torch_threads"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--total-timesteps", type=int, default=500_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", default="8,64,256,1024")
+    parser.add_argument("--full-budget-max-seeds", type=int, default=8)
+    parser.add_argument("--updates-large", type=int, default=20)
+    parser.add_argument("--out", default="vs_pytorch.json")
+    args = parser.parse_args()
+
+    torch_result = run_torch(args.total_timesteps, args.repeats)
+    torch_sps = torch_result["env_steps_per_s"]["median"]
+    print(f"PyTorch 1 seed: {torch_sps:,.0f} env-steps/s, final returns {torch_result['final_return']}", flush=True)
+    single = run_ours(1, args.total_timesteps, args.repeats)
+    ours_sps = single["env_steps_per_s"]["median"]
+    print(f"ours    1 seed: {ours_sps:,.0f} env-steps/s (compile {single['compile_s']['median']:.1f} s), "
+          f"ratio {ours_sps / torch_sps:.1f}x", flush=True)
+    aggregate = []
+    for num_seeds in (int(s) for s in args.seeds.split(",")):
+        budget = args.total_timesteps if num_seeds <= args.full_budget_max_seeds else args.updates_large * 512
+        row = run_ours(num_seeds, budget, 1 if num_seeds > args.full_budget_max_seeds else args.repeats)
+        row["ratio_vs_pytorch_sequential"] = row["env_steps_per_s"]["median"] / torch_sps
+        aggregate.append(row)
+        print(f"ours {num_seeds:5d} seeds: {row['env_steps_per_s']['median']:,.0f} env-steps/s aggregate, "
+              f"ratio {row['ratio_vs_pytorch_sequential']:.1f}x", flush=True)
+    payload = {
+        "benchmark": "vs_pytorch",
+        "env": "CartPole-v1",
+        "machine": machine(),
+        "pytorch_multi_seed": "extrapolated: N seeds run one after another = N × measured single-seed time",
+        "pytorch": torch_result,
+        "ours_single_seed": single,
+        "ratio_single_seed": ours_sps / torch_sps,
+        "ours_aggregate": aggregate,
+    }
+    print(f"wrote {write_json(args.out, payload)}")
+
+
+if __name__ == "__main__":
+    main()
