@@ -142,3 +142,17 @@ def test_brax_wrapper_keeps_final_observation_and_separates_truncation():
         obs, state, reward, term, trunc, info = env.step(jax.random.key(0), state, jnp.zeros(2))
     assert bool(term) and not bool(trunc) and float(info["final_observation"][0]) == 5.0
     assert env.action_space().shape == (2,) and env.observation_space().shape == (1,)
+
+
+def test_real_brax_env_through_make_env_and_ppo():
+    from purejaxpo.algorithms import ppo
+
+    env, params = make_env("brax/inverted_pendulum", episode_length=20)
+    assert env.action_space(params).shape == (1,) and env.observation_space(params).shape == (4,)
+    config = ppo.PPOConfig(num_envs=2, num_steps=32, total_timesteps=2 * 32 * 2, update_epochs=1, num_minibatches=2, hidden_sizes=(16,))
+    trainer = ppo.make_train(config, env, params)
+    state, metrics = jax.jit(trainer.train)(jax.random.key(0), ppo.PPOHParams())
+    assert np.isfinite(np.asarray(metrics["loss"])).all()
+    # 128 steps of episodes capped at 20 steps: every finished episode is at most 20 long
+    assert float(metrics["episode_count"].sum()) >= 128 / 20 - 2
+    assert float(np.nanmax(np.asarray(metrics["episode_length"]))) <= 20
