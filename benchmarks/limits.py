@@ -70,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=976)
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--out", default="limits.json")
     args = parser.parse_args()
     rows = []
     for num_seeds in (1, args.seeds):
@@ -82,7 +83,7 @@ def main() -> None:
         rows.append(row)
         print(f"{num_seeds} seeds: env-only {row['env_only']['env_steps_per_s']:,.0f}, acting {row['acting_only']['env_steps_per_s']:,.0f}, "
               f"training {row['training']['env_steps_per_s']:,.0f} env-steps/s", flush=True)
-    print(f"wrote {write_json('limits.json', {'benchmark': 'limits', 'env': 'CartPole-v1', 'machine': machine(), 'rows': rows})}")
+    print(f"wrote {write_json(args.out, {'benchmark': 'limits', 'env': 'CartPole-v1', 'machine': machine(), 'rows': rows})}")
 
 
 if __name__ == "__main__":
