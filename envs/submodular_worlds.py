@@ -15,7 +15,9 @@ The state keeps the visited set ``τ`` and a summary of it; each step reports
 - ``reward = Δ = F(τ ∪ {s'}) − F(τ)`` (the marginal gain; SubPO's reward), so that
   ``F(τ) = F({s_0}) + Σ rewards``;
 - ``info["modular_reward"]`` the SRL baseline's additive reward of ``s'`` (counted again on every revisit);
-- ``info["objective"]`` the running ``F(τ)``.
+- ``info["objective"]`` the running ``F(τ)``;
+- ``info["modular_objective"]`` the running modular value ``Σ_{j≤t} m(s_j)`` of the trajectory with
+  multiplicity, ``s_0`` included (the SRL baseline's "F", used by SubPO's greedy-prefix estimator).
 
 Objectives (:mod:`purejaxpo.primitives.submodular` holds the set functions):
 
@@ -191,6 +193,7 @@ class SubmodularState(environment.EnvState):
     value: jax.Array  # [] float32, F(τ)
     summary: Any  # objective-specific running summary of τ
     time: jax.Array  # [] int32
+    modular_value: jax.Array | float = 0.0  # [] float32, Σ_{j≤t} m(s_j) with multiplicity (SRL's "F")
 
 
 @struct.dataclass(kw_only=True)
@@ -250,11 +253,12 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         cell = params.next_cell[state.pos, action]
         is_new = ~state.visited[cell]
         gain, summary = self.objective.gain(state.summary, cell, is_new, params.data)
+        modular = self.objective.modular(cell, params.data)
         new_state = SubmodularState(
             pos=cell, visited=state.visited.at[cell].set(True), value=state.value + gain, summary=summary,
-            time=state.time + 1,
+            time=state.time + 1, modular_value=state.modular_value + modular,
         )
-        info = {"modular_reward": self.objective.modular(cell, params.data), "objective": new_state.value}
+        info = {"modular_reward": modular, "objective": new_state.value, "modular_objective": new_state.modular_value}
         obs = self._obs(new_state, params)
         return obs, new_state, gain, self.is_terminated(new_state, params), info
 
@@ -264,6 +268,7 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         state = SubmodularState(
             pos=cell, visited=jnp.zeros(self.num_cells, bool).at[cell].set(True), value=value, summary=summary,
             time=jnp.zeros((), jnp.int32),
+            modular_value=jnp.asarray(self.objective.modular(cell, params.data), jnp.float32),
         )
         return self._obs(state, params), state
 

@@ -189,11 +189,17 @@ def collect_experience(
     key: Array,
     gamma: Array,
     gae_lambda: Array,
+    extras_fn: Callable[[dict[str, Any]], dict[str, Array]] | None = None,
+    rewards_fn: Callable[[Trajectory], Array] | None = None,
 ) -> Experience:
     """Rollout → bootstrap values of final observations → (optional) reward scaling → GAE.
 
     The trajectory stores raw observations; networks see ``observe(obs)`` with the statistics the
     rollout used. The observation normalizer is updated with this rollout's observations afterwards.
+    ``extras_fn(info)`` keeps per-step info arrays in ``trajectory.extras`` (see :func:`rollout`);
+    ``rewards_fn(trajectory) -> [T, B]`` picks the rewards GAE trains on (default ``trajectory.reward``;
+    e.g. SubPO's modular baseline trains on ``extras["modular_reward"]``). Episode statistics always use
+    the env's reward.
     """
     observe = observe_fn(config, state.obs_norm)
     bounds = getattr(config, "action_bounds", None)
@@ -204,11 +210,11 @@ def collect_experience(
         return raw_action, env_action(spec, raw_action, bounds), log_prob, value
 
     env_carry, trajectory, stats = rollout(
-        env, env_params, state.env, key, policy_step, lambda obs: obs, config.num_steps
+        env, env_params, state.env, key, policy_step, lambda obs: obs, config.num_steps, extras_fn
     )
     trajectory = bootstrap_values(trajectory, lambda obs: model.value(observe(obs)))
     last_value = model.value(observe(env_carry.obs))
-    rewards = trajectory.reward
+    rewards = trajectory.reward if rewards_fn is None else rewards_fn(trajectory)
     reward_scaler = state.reward_scaler
     if config.normalize_rewards:
         dones = jnp.logical_or(trajectory.terminated, trajectory.truncated)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from purejaxpo.algorithms import ppo
+from purejaxpo.algorithms import subpo
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Algorithm:
 
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm("ppo", ppo.PPOConfig, ppo.PPOHParams, ppo.make_train, description="PPO-clip (Schulman et al. 2017)"),
+    "subpo": Algorithm("subpo", subpo.SubPOConfig, subpo.SubPOHParams, subpo.make_train, description="SubPO: policy gradient for submodular rewards (Prajapat et al. 2024)"),
 }
 
 
