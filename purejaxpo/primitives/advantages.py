@@ -82,3 +82,65 @@ def explained_variance(predictions: Array, targets: Array) -> Array:
     var_targets = jnp.var(targets)
     ev = 1.0 - jnp.var(targets - predictions) / jnp.maximum(var_targets, 1e-8)
     return jnp.where(var_targets > 1e-8, ev, 0.0)
+
+
+def discounted_returns(
+    rewards: Array, done: Array, gamma: float | Array, bootstrap: Array | None = None
+) -> Array:
+    """Discounted returns-to-go, cut at episode boundaries (no critic)::
+
+        G_t = r_t + γ (1 − done_t) G_{t+1},      G_T = bootstrap (0 if None)
+
+    Args:
+      rewards, done: ``[T, ...]`` (``done`` = terminated or truncated, booleans or 0/1 floats).
+      bootstrap: ``[...]`` value of the state after the last step, or ``None`` for a Monte-Carlo return
+        of the rollout window.
+
+    Returns ``[T, ...]``.
+    """
+    rewards = jnp.asarray(rewards)
+    decay = gamma * (1.0 - jnp.asarray(done, rewards.dtype))
+    init = jnp.zeros(rewards.shape[1:], rewards.dtype) if bootstrap is None else bootstrap
+
+    def step(carry: Array, inputs: tuple[Array, Array]) -> tuple[Array, Array]:
+        reward, discount = inputs
+        carry = reward + discount * carry
+        return carry, carry
+
+    _, returns = jax.lax.scan(step, init, (rewards, decay), reverse=True)
+    return returns
+
+
+def egae(
+    rewards: Array,
+    values: Array,
+    final_values: Array,
+    last_value: Array,
+    terminated: Array,
+    truncated: Array,
+    gamma: float | Array,
+    gae_lambda: float | Array,
+) -> tuple[Array, Array, Array]:
+    """Extended GAE of Truncated PPO (Fan et al. 2025, arXiv:2506.15050) — **our reading** of the abstract.
+
+    T-PPO updates the policy on trajectories cut off before they finish. EGAE computes advantages on
+    such partial trajectories by bootstrapping at the cut with the critic, and the value function is
+    trained only on trajectories that completed::
+
+        δ_t = r_t + γ V(s_{t+1}) − V(s_t),  with V(s_L) bootstrapping the cut at L
+        Â_t = Σ_{k=0}^{L−1−t} (γλ)^k δ_{t+k}
+        value_mask_t = 1  iff the episode containing step t ends (terminated or truncated by the env)
+                          at some step t' ≥ t inside this window
+
+    Here the "cut" is the end of the rollout window (the episode continues in the next rollout): the
+    advantages are exactly :func:`gae` (which already bootstraps the window end with ``last_value``);
+    what EGAE adds is ``value_mask``, which is 0 on the trailing, still-running segment of each env so
+    that its bootstrapped λ-returns are not used as value targets. With no incomplete trajectory in the
+    window (every env's last step ends an episode) ``value_mask`` is all ones: EGAE = GAE.
+
+    Args and shapes as :func:`gae`. Returns ``(advantages, targets, value_mask)``, each ``[T, ...]``.
+    """
+    advantages, targets = gae(rewards, values, final_values, last_value, terminated, truncated, gamma, gae_lambda)
+    done = jnp.logical_or(jnp.asarray(terminated, bool), jnp.asarray(truncated, bool)).astype(values.dtype)
+    value_mask = jax.lax.cummax(done, axis=0, reverse=True)
+    return advantages, targets, value_mask
