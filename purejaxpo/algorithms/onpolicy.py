@@ -58,6 +58,49 @@ def shuffled_minibatches(key: Array, batch: Any, num_minibatches: int) -> Any:
     )
 
 
+def update_epochs_with_state(
+    key: Array,
+    params: Any,
+    opt_state: Any,
+    carried: Any,
+    batch: Any,
+    loss_fn: Callable[[Any, Any, Any], tuple[Array, dict[str, Array]]],
+    optimizer: optax.GradientTransformation,
+    step_update: Callable[[Any, Any, dict[str, Array]], Any] | None,
+    num_epochs: int,
+    num_minibatches: int,
+) -> tuple[Any, Any, Any, dict[str, Array]]:
+    """``num_epochs`` passes over ``batch`` (leaves ``[N, ...]``) in shuffled minibatches, carrying
+    algorithm state ``carried`` (e.g. a dual variable or an EWMA of parameters).
+
+    The loss is ``loss_fn(params, minibatch, carried)``; after every gradient step
+    ``carried ← step_update(carried, params, step_metrics)`` (unchanged when the step was skipped as
+    non-finite, or when ``step_update`` is None). Returns new params, optimizer state, ``carried`` and
+    metrics averaged over all gradient steps, except ``nonfinite``: the number of skipped steps.
+    """
+
+    def minibatch_step(carry: tuple[Any, Any, Any], minibatch: Any) -> tuple[tuple[Any, Any, Any], dict[str, Array]]:
+        params, opt_state, carried = carry
+        params, opt_state, metrics = gradient_step(
+            params, opt_state, minibatch, lambda p, mb: loss_fn(p, mb, carried), optimizer
+        )
+        if step_update is not None:
+            finite = metrics["nonfinite"] == 0
+            updated = step_update(carried, params, metrics)
+            carried = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, carried)
+        return (params, opt_state, carried), metrics
+
+    def epoch(carry: tuple[Any, Any, Any], epoch_key: Array) -> tuple[tuple[Any, Any, Any], dict[str, Array]]:
+        return jax.lax.scan(minibatch_step, carry, shuffled_minibatches(epoch_key, batch, num_minibatches))
+
+    (params, opt_state, carried), metrics = jax.lax.scan(
+        epoch, (params, opt_state, carried), jax.random.split(key, num_epochs)
+    )
+    summary = {name: jnp.mean(value) for name, value in metrics.items()}
+    summary["nonfinite"] = jnp.sum(metrics["nonfinite"])
+    return params, opt_state, carried, summary
+
+
 def update_epochs(
     key: Array,
     params: Any,
@@ -68,24 +111,10 @@ def update_epochs(
     num_epochs: int,
     num_minibatches: int,
 ) -> tuple[Any, Any, dict[str, Array]]:
-    """``num_epochs`` passes over ``batch`` (leaves ``[N, ...]``) in shuffled minibatches.
-
-    Returns new params and optimizer state, and metrics averaged over all gradient steps, except
-    ``nonfinite``, which is the number of skipped steps.
-    """
-
-    def minibatch_step(carry: tuple[Any, Any], minibatch: Any) -> tuple[tuple[Any, Any], dict[str, Array]]:
-        params, opt_state = carry
-        params, opt_state, metrics = gradient_step(params, opt_state, minibatch, loss_fn, optimizer)
-        return (params, opt_state), metrics
-
-    def epoch(carry: tuple[Any, Any], epoch_key: Array) -> tuple[tuple[Any, Any], dict[str, Array]]:
-        minibatches = shuffled_minibatches(epoch_key, batch, num_minibatches)
-        return jax.lax.scan(minibatch_step, carry, minibatches)
-
-    (params, opt_state), metrics = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, num_epochs))
-    summary = {name: jnp.mean(value) for name, value in metrics.items()}
-    summary["nonfinite"] = jnp.sum(metrics["nonfinite"])
+    """:func:`update_epochs_with_state` without carried state: ``loss_fn(params, minibatch)``."""
+    params, opt_state, _, summary = update_epochs_with_state(
+        key, params, opt_state, None, batch, lambda p, mb, _: loss_fn(p, mb), optimizer, None, num_epochs, num_minibatches
+    )
     return params, opt_state, summary
 
 

@@ -34,7 +34,13 @@ import jax.numpy as jnp
 from flax import nnx, struct
 
 from purejaxpo.algorithms import common, ppo_state
-from purejaxpo.algorithms.onpolicy import adam_with_clipping, flatten_time_and_batch, linear_annealing, update_epochs
+from purejaxpo.algorithms.onpolicy import (
+    adam_with_clipping,
+    flatten_time_and_batch,
+    linear_annealing,
+    update_epochs,
+    update_epochs_with_state,
+)
 from purejaxpo.networks.actor_critic import TORSOS
 from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives import group_advantages as groups
@@ -433,7 +439,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
                 config.update_epochs, config.num_minibatches,
             )
         else:  # EWMA parameters / dual variable change after every gradient step
-            params, opt_state, algo, train_metrics = ppo_state.update_epochs_with_state(
+            params, opt_state, algo, train_metrics = update_epochs_with_state(
                 epoch_key, state.params, state.opt_state, algo, batch, loss_fn, optimizer, step_update,
                 config.update_epochs, config.num_minibatches,
             )

@@ -8,7 +8,7 @@
   every gradient step.
 
 The update rules themselves are pure functions in :mod:`purejaxpo.primitives.ppo_objectives`; this module
-wires them to the trainer: :func:`per_step_update` and :func:`update_epochs_with_state` (the epochs loop
+wires them to the trainer: :func:`per_step_update` and :func:`purejaxpo.algorithms.onpolicy.update_epochs_with_state` (the epochs loop
 carrying the state through every gradient step) and :func:`update_kl_beta` (once per update).
 """
 
@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from purejaxpo.algorithms.onpolicy import gradient_step, shuffled_minibatches
 from purejaxpo.primitives.advantages import masked_mean
 from purejaxpo.primitives.ppo_objectives import adaptive_kl_beta, dual_ascent, ewma_update
 
@@ -90,38 +89,3 @@ def update_kl_beta(
     """Adaptive β once per update from ``d = mean KL(π_old ‖ π_new)`` over the whole batch (analytic KL)."""
     kl = masked_mean(old_dist.kl_divergence(new_dist))
     return KLPenaltyState(adaptive_kl_beta(algo.beta, kl, hp.kl_target)), {"kl_after_update": kl}
-
-
-def update_epochs_with_state(
-    key: Array,
-    params: Any,
-    opt_state: Any,
-    algo: Any,
-    batch: Any,
-    loss_fn: Callable[[Any, Any, Any], tuple[Array, dict[str, Array]]],
-    optimizer: Any,
-    step_update: StepUpdate,
-    num_epochs: int,
-    num_minibatches: int,
-) -> tuple[Any, Any, Any, dict[str, Array]]:
-    """:func:`~purejaxpo.algorithms.onpolicy.update_epochs` that also carries ``algo``: the loss is
-    ``loss_fn(params, minibatch, algo)`` and after every gradient step ``algo ← step_update(algo, params,
-    metrics)`` (kept unchanged when the step was skipped as non-finite). Same key use and metric summary
-    as ``update_epochs``."""
-
-    def minibatch_step(carry: tuple[Any, Any, Any], minibatch: Any) -> tuple[tuple[Any, Any, Any], dict[str, Array]]:
-        params, opt_state, algo = carry
-        loss_with_state = lambda p, mb: loss_fn(p, mb, algo)
-        params, opt_state, metrics = gradient_step(params, opt_state, minibatch, loss_with_state, optimizer)
-        finite = metrics["nonfinite"] == 0
-        algo = jax.tree.map(lambda new, old: jnp.where(finite, new, old), step_update(algo, params, metrics), algo)
-        return (params, opt_state, algo), metrics
-
-    def epoch(carry: tuple[Any, Any, Any], epoch_key: Array) -> tuple[tuple[Any, Any, Any], dict[str, Array]]:
-        return jax.lax.scan(minibatch_step, carry, shuffled_minibatches(epoch_key, batch, num_minibatches))
-
-    carry = (params, opt_state, algo)
-    (params, opt_state, algo), metrics = jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
-    summary = {name: jnp.mean(value) for name, value in metrics.items()}
-    summary["nonfinite"] = jnp.sum(metrics["nonfinite"])
-    return params, opt_state, algo, summary
