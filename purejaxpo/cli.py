@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, get_algorithm
+from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, check_action_kind, get_algorithm
 
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -152,6 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.eval_episodes < 0:
         raise UsageError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     env, env_params = make_env(args.env)
+    check_action_kind(algorithm, env, env_params)
     trainer = algorithm.make_train(config, env, env_params)
 
     out.mkdir(parents=True, exist_ok=True)

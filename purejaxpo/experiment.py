@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxpo import checkpointing
-from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, get_algorithm
+from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, check_action_kind, get_algorithm
 from purejaxpo.environments import make_env
 from purejaxpo.plotting import plot_curves
 from purejaxpo.rollout import evaluate
@@ -208,6 +208,7 @@ def run(
     if isinstance(algo, Trainer):
         trainer = algo
         algorithm = _algorithm_for(trainer)
+        check_action_kind(algorithm, trainer.env, trainer.env_params)
         env_name = env if isinstance(env, str) else getattr(trainer.env, "name", type(trainer.env).__name__)
     else:
         algorithm = get_algorithm(algo)
@@ -218,6 +219,7 @@ def run(
             env, default_params = make_env(env)
             env_params = default_params if env_params is None else env_params
         config = algorithm.config_cls() if config is None else config
+        check_action_kind(algorithm, env, env_params)
         trainer = algorithm.make_train(config, env, env_params)
     settings = _as_grid(hparams, algorithm.hparams_cls)
     hp = stack_hparams(settings)

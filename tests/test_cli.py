@@ -60,6 +60,7 @@ def test_list_shows_algorithms_fields_and_envs():
         (["train", "ppo", "--env", "CartPole-v1", "--set", "num_minibatches=3"], "does not divide"),
         (["train", "ppo", "--env", "CartPole-v1", "--resume", "/nonexistent/run"], "no config.json"),
         (["train", "ppo", "--env", "Pendulum-v1", "--set", "torso=cnn"], "H, W, C"),
+        (["train", "pdppo", "--env", "Pendulum-v1"], "supports discrete, multi_discrete actions, but this env's action space is continuous"),
     ],
 )
 def test_bad_input_is_a_clear_error(args, message, capsys):

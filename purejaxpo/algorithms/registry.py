@@ -28,6 +28,18 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 
+def check_action_kind(algorithm: Algorithm, env: Any, env_params: Any) -> None:
+    """``ValueError`` (before anything compiles) when ``algorithm`` cannot act in ``env``'s action space."""
+    from purejaxpo.spaces import action_kind
+
+    kind = action_kind(env.action_space(env_params))
+    if kind not in algorithm.action_kinds:
+        raise ValueError(
+            f"{algorithm.name} supports {', '.join(algorithm.action_kinds)} actions, but this env's action space "
+            f"is {kind}"
+        )
+
+
 def get_algorithm(name: str) -> Algorithm:
     """The registered algorithm ``name``; ``ValueError`` listing close matches otherwise."""
     key = name.lower()
