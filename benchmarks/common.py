@@ -26,6 +26,8 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "jax": jax.__version__,
+        # Other processes on the machine slow every number here; the 1-minute load average says how busy it was.
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
     if info["backend"] == "gpu":
         try:
