@@ -65,9 +65,35 @@ def _is_concrete_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.ndarray, np.generic, jax.Array))
 
 
-def check_hparams(hp: Any, rules: dict[str, Callable[[np.ndarray], bool]], messages: dict[str, str]) -> None:
+# Rules for the hyperparameters most algorithms share; an algorithm's own rules take precedence.
+COMMON_HPARAM_RULES: dict[str, Callable[[np.ndarray], bool]] = {
+    "lr": lambda x: x >= 0,
+    "gamma": lambda x: (x >= 0) & (x <= 1),
+    "gae_lambda": lambda x: (x >= 0) & (x <= 1),
+    "clip_eps": lambda x: x > 0,
+    "ent_coef": lambda x: x >= 0,
+    "vf_coef": lambda x: x >= 0,
+    "max_grad_norm": lambda x: x > 0,
+}
+COMMON_HPARAM_MESSAGES: dict[str, str] = {
+    "lr": "must be >= 0 (a negative learning rate ascends the loss)",
+    "gamma": "must lie in [0, 1]",
+    "gae_lambda": "must lie in [0, 1]",
+    "clip_eps": "must be > 0",
+    "ent_coef": "must be >= 0",
+    "vf_coef": "must be >= 0",
+    "max_grad_norm": "must be > 0",
+}
+
+
+def check_hparams(
+    hp: Any, rules: dict[str, Callable[[np.ndarray], bool]] | None = None, messages: dict[str, str] | None = None
+) -> None:
     """Raise ``ValueError`` if a concrete field of ``hp`` breaks its rule (every element of a stacked grid
-    is checked). Traced fields (inside ``jit``/``vmap``) are skipped: they were checked on the way in."""
+    is checked). Fields named in :data:`COMMON_HPARAM_RULES` use those unless ``rules`` has its own.
+    Traced fields (inside ``jit``/``vmap``) are skipped: they were checked on the way in."""
+    rules = {**COMMON_HPARAM_RULES, **(rules or {})}
+    messages = {**COMMON_HPARAM_MESSAGES, **(messages or {})}
     for field in dataclasses.fields(hp):
         if field.name not in rules:
             continue

@@ -157,19 +157,11 @@ class PDPPOHParams:
 _HPARAM_RULES = {
     "lr_actor": lambda x: x >= 0,
     "lr_critic": lambda x: x >= 0,
-    "gamma": lambda x: (x >= 0) & (x <= 1),
-    "gae_lambda": lambda x: (x >= 0) & (x <= 1),
-    "clip_eps": lambda x: x > 0,
-    "ent_coef": lambda x: x >= 0,
     "max_grad_norm": lambda x: x >= 0,
 }
 _HPARAM_MESSAGES = {
     "lr_actor": "must be >= 0",
     "lr_critic": "must be >= 0",
-    "gamma": "must lie in [0, 1]",
-    "gae_lambda": "must lie in [0, 1]",
-    "clip_eps": "must be > 0",
-    "ent_coef": "must be >= 0",
     "max_grad_norm": "must be >= 0 (0 turns clipping off)",
 }
 

@@ -209,13 +209,6 @@ class PPOHParams:
 
 
 _HPARAM_RULES = {
-    "lr": lambda x: x >= 0,
-    "gamma": lambda x: (x >= 0) & (x <= 1),
-    "gae_lambda": lambda x: (x >= 0) & (x <= 1),
-    "clip_eps": lambda x: x > 0,
-    "ent_coef": lambda x: x >= 0,
-    "vf_coef": lambda x: x >= 0,
-    "max_grad_norm": lambda x: x > 0,
     "dual_clip_c": lambda x: x > 1,
     "kl_target": lambda x: x > 0,
     "kl_beta_init": lambda x: x >= 0,
@@ -228,13 +221,6 @@ _HPARAM_RULES = {
     "r2vpo_lambda_init": lambda x: x >= 0,
 }
 _HPARAM_MESSAGES = {
-    "lr": "must be >= 0 (a negative learning rate ascends the loss)",
-    "gamma": "must lie in [0, 1]",
-    "gae_lambda": "must lie in [0, 1]",
-    "clip_eps": "must be > 0",
-    "ent_coef": "must be >= 0",
-    "vf_coef": "must be >= 0",
-    "max_grad_norm": "must be > 0",
     "dual_clip_c": "must be > 1",
     "kl_target": "must be > 0",
     "kl_beta_init": "must be >= 0",

@@ -424,21 +424,9 @@ class SubPOHParams:
 
 
 _HPARAM_RULES = {
-    "lr": lambda x: x >= 0,
-    "gamma": lambda x: (x >= 0) & (x <= 1),
-    "gae_lambda": lambda x: (x >= 0) & (x <= 1),
-    "ent_coef": lambda x: x >= 0,
-    "vf_coef": lambda x: x >= 0,
-    "max_grad_norm": lambda x: x > 0,
     "objective_scale": lambda x: x > 0,
 }
 _HPARAM_MESSAGES = {
-    "lr": "must be >= 0 (a negative learning rate ascends the loss)",
-    "gamma": "must lie in [0, 1]",
-    "gae_lambda": "must lie in [0, 1]",
-    "ent_coef": "must be >= 0",
-    "vf_coef": "must be >= 0",
-    "max_grad_norm": "must be > 0",
     "objective_scale": "must be > 0",
 }
 
