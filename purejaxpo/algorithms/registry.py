@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from purejaxpo.algorithms import hyperpp
 from purejaxpo.algorithms import pdppo
 from purejaxpo.algorithms import ppo
 from purejaxpo.algorithms import subpo
@@ -22,6 +23,9 @@ class Algorithm:
 
 
 ALGORITHMS: dict[str, Algorithm] = {
+    "hyperpp": Algorithm("hyperpp", hyperpp.HyperPPConfig, hyperpp.HyperPPHParams, hyperpp.make_train, action_kinds=("discrete",), description="Hyper++: hyperboloid PPO with RMSNorm + learned scaling + HL-Gauss critic (Klein et al. 2025)"),
+    "hyper_srym": Algorithm("hyper_srym", hyperpp.HyperSRYMConfig, hyperpp.HyperPPHParams, hyperpp.make_train, action_kinds=("discrete",), description="Hyper+S-RYM: Poincare PPO with spectral norm and 1/sqrt(d) scaling (Cetin et al. 2023)"),
+    "ppo_impala": Algorithm("ppo_impala", hyperpp.EuclideanPPOConfig, hyperpp.HyperPPHParams, hyperpp.make_train, action_kinds=("discrete",), description="Euclidean PPO with the Hyper++ Impala encoder (baseline of Klein et al. 2025)"),
     "ppo": Algorithm("ppo", ppo.PPOConfig, ppo.PPOHParams, ppo.make_train, description="PPO-clip (Schulman et al. 2017)"),
     "pdppo": Algorithm("pdppo", pdppo.PDPPOConfig, pdppo.PDPPOHParams, pdppo.make_train, action_kinds=("discrete", "multi_discrete"), description="PDPPO: PPO with pre-/post-decision dual critics (Felizardo et al. 2025); needs an env with post_decision"),
     "subpo": Algorithm("subpo", subpo.SubPOConfig, subpo.SubPOHParams, subpo.make_train, description="SubPO: policy gradient for submodular rewards (Prajapat et al. 2024)"),
