@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from purejaxpo.algorithms import hyperpp
+from purejaxpo.algorithms import mdpo
+from purejaxpo.algorithms import mdpo_off
 from purejaxpo.algorithms import pdppo
 from purejaxpo.algorithms import ppo
 from purejaxpo.algorithms import subpo
@@ -28,6 +30,9 @@ ALGORITHMS: dict[str, Algorithm] = {
     "ppo_impala": Algorithm("ppo_impala", hyperpp.EuclideanPPOConfig, hyperpp.HyperPPHParams, hyperpp.make_train, action_kinds=("discrete",), description="Euclidean PPO with the Hyper++ Impala encoder (baseline of Klein et al. 2025)"),
     "ppo": Algorithm("ppo", ppo.PPOConfig, ppo.PPOHParams, ppo.make_train, description="PPO-clip (Schulman et al. 2017)"),
     "pdppo": Algorithm("pdppo", pdppo.PDPPOConfig, pdppo.PDPPOHParams, pdppo.make_train, action_kinds=("discrete", "multi_discrete"), description="PDPPO: PPO with pre-/post-decision dual critics (Felizardo et al. 2025); needs an env with post_decision"),
+    "mdpo": Algorithm("mdpo", mdpo.MDPOConfig, mdpo.MDPOHParams, mdpo.make_train, description="On-policy MDPO: mirror-descent policy optimization (Tomar et al. 2022)"),
+    "mdpo_off": Algorithm("mdpo_off", mdpo_off.MDPOOffConfig, mdpo_off.OffPolicyHParams, mdpo_off.make_train, action_kinds=("continuous",), description="Off-policy MDPO: SAC-style with a KL to a lagged policy (Tomar et al. 2022)"),
+    "sac": Algorithm("sac", mdpo_off.SACConfig, mdpo_off.OffPolicyHParams, mdpo_off.make_train, action_kinds=("continuous",), description="SAC v1, fixed temperature (Haarnoja et al. 2018); the MDPO-off baseline"),
     "subpo": Algorithm("subpo", subpo.SubPOConfig, subpo.SubPOHParams, subpo.make_train, description="SubPO: policy gradient for submodular rewards (Prajapat et al. 2024)"),
 }
 
