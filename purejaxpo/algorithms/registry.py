@@ -10,6 +10,7 @@ from purejaxpo.algorithms import hyperpp
 from purejaxpo.algorithms import mdpo
 from purejaxpo.algorithms import mdpo_off
 from purejaxpo.algorithms import pdppo
+from purejaxpo.algorithms import policyflow
 from purejaxpo.algorithms import ppo
 from purejaxpo.algorithms import subpo
 
@@ -33,6 +34,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "mdpo": Algorithm("mdpo", mdpo.MDPOConfig, mdpo.MDPOHParams, mdpo.make_train, description="On-policy MDPO: mirror-descent policy optimization (Tomar et al. 2022)"),
     "mdpo_off": Algorithm("mdpo_off", mdpo_off.MDPOOffConfig, mdpo_off.OffPolicyHParams, mdpo_off.make_train, action_kinds=("continuous",), description="Off-policy MDPO: SAC-style with a KL to a lagged policy (Tomar et al. 2022)"),
     "sac": Algorithm("sac", mdpo_off.SACConfig, mdpo_off.OffPolicyHParams, mdpo_off.make_train, action_kinds=("continuous",), description="SAC v1, fixed temperature (Haarnoja et al. 2018); the MDPO-off baseline"),
+    "policyflow": Algorithm("policyflow", policyflow.PolicyFlowConfig, policyflow.PolicyFlowHParams, policyflow.make_train, action_kinds=("continuous",), description="PolicyFlow: CNF policy with velocity-variation ratio + Brownian regularizer (Yang et al. 2026)"),
     "subpo": Algorithm("subpo", subpo.SubPOConfig, subpo.SubPOHParams, subpo.make_train, description="SubPO: policy gradient for submodular rewards (Prajapat et al. 2024)"),
 }
 

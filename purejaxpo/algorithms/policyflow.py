@@ -1,0 +1,355 @@
+"""PolicyFlow (Yang, Liu & Chen, arXiv:2602.01156, ICLR 2026): a continuous-normalizing-flow policy trained
+PPO-style with a velocity-variation ratio and a Brownian regularizer. Spec: ``shared/specs/policyflow.md``.
+
+One update (spec §2, [C] = the released code):
+
+1. Rollout with θ_old (the parameters at the start of the update): ``x0 ~ N(0, I)`` (0 when
+   ``degenerate_to_gaussian``), ``x1 = φ_θold(x0; s)`` by K midpoint steps, ``δ ~ N(0, σ_old²)``, ``a = x1 + δ``,
+   stored with ``log N(δ; 0, σ_old²)`` and ``V(s)``. ``Trajectory.action`` holds ``concat[x0, x1, δ]`` ``[T, B, 3D]``;
+   the env receives ``clip(x1 + δ)``.
+2. GAE (truncation bootstrapped with ``V(final_obs)``); advantages normalized over the whole rollout.
+3. ``update_epochs`` × ``num_minibatches`` AdamW steps on
+   ``L = L_π − c_ent H[N(Δv, σ_θ²)] + c_BR L_BR + c_V L_V`` where, per sample, ``t`` is drawn from the
+   ``2K+1`` solver times, ``x_t`` interpolates ``x0 → x1``, ``Δv = v_θ(x_t, t) − v_θold(x_t, t)``,
+   ``ρ = N(δ; Δv, σ_θ²) / N(δ; 0, σ_old²)``, ``L_π`` is PPO-clip on ρ, ``L_BR`` the Brownian regularizer and
+   ``L_V = mean((R − V_old − clip(V − V_old, ±ε_V))²)`` (direct value clipping: no PPO max).
+4. After every epoch the learning rate (carried in ``state.algo``, a traced scalar: no recompiles) follows the
+   KL-adaptive rule on the epoch-mean residual KL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+from purejaxpo.algorithms import common
+from purejaxpo.algorithms.onpolicy import flatten_time_and_batch, update_epochs_with_state
+from purejaxpo.networks.flow_policy import FlowPolicy
+from purejaxpo.primitives import flows
+from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean, normalize
+from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
+from purejaxpo.primitives.stateful import return_scaler, running_moments, scale_rewards
+from purejaxpo.rollout import bootstrap_values, rollout
+from purejaxpo.types import Trainer, check_hparams
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyFlowConfig:
+    """Static settings. Network and loop defaults follow the released MultiGoal config (spec §3–4) except the
+    CPU-scale batch (``num_envs=64`` instead of 4096).
+
+    - ``num_flow_steps``: K midpoint steps (10 in the code, 12 in the paper).
+    - ``output_scale``: init scale of the velocity net's last kernel (0.01 code, 0.0 = the paper's zero init).
+    - ``interpolant``: ``"rectified_flow"`` (all paper runs), ``"stochastic_interpolant"``, ``"trigflow"``.
+    - ``brownian_reduction``: ``"mean"`` over action dims (code) or ``"l2"`` sum (paper).
+    - ``degenerate_to_gaussian``: x0 = 0, i.e. a Gaussian policy with mean ``φ_θ(0; s)`` (ablation).
+    - ``kl_adaptive_lr``: adapt the learning rate per epoch from the residual KL (off = constant ``hp.lr``).
+    """
+
+    num_envs: int = 64
+    num_steps: int = 32
+    total_timesteps: int = 1_048_576
+    update_epochs: int = 5
+    num_minibatches: int = 4
+    hidden_sizes: tuple[int, ...] = (256, 128, 64)
+    critic_hidden_sizes: tuple[int, ...] = (256, 128, 64)
+    emb_dim: int = 64
+    num_flow_steps: int = 10
+    output_scale: float = 0.01
+    init_log_std: float = 0.0
+    interpolant: str = "rectified_flow"
+    brownian_reduction: str = "mean"
+    degenerate_to_gaussian: bool = False
+    kl_adaptive_lr: bool = True
+    normalize_advantages: bool = True
+    normalize_obs: bool = False
+    normalize_rewards: bool = False
+    action_bounds: str = "clip"
+
+    def __post_init__(self) -> None:
+        common.check_batch_layout(self)
+        common.require_positive_ints(self, ("num_flow_steps", "emb_dim"))
+        if self.emb_dim % 8:
+            raise ValueError(f"PolicyFlowConfig.emb_dim must be a multiple of 8, got {self.emb_dim}")
+        if not self.hidden_sizes or not self.critic_hidden_sizes:
+            raise ValueError("PolicyFlowConfig.hidden_sizes and critic_hidden_sizes must be non-empty")
+        if self.interpolant not in flows.INTERPOLANTS:
+            raise ValueError(f"PolicyFlowConfig.interpolant must be one of {flows.INTERPOLANTS}, got {self.interpolant!r}")
+        if self.brownian_reduction not in flows.BROWNIAN_REDUCTIONS:
+            raise ValueError(
+                f"PolicyFlowConfig.brownian_reduction must be one of {flows.BROWNIAN_REDUCTIONS}, "
+                f"got {self.brownian_reduction!r}"
+            )
+        if self.action_bounds not in ("clip", "tanh"):
+            raise ValueError(f"PolicyFlowConfig.action_bounds must be 'clip' or 'tanh', got {self.action_bounds!r}")
+        if self.output_scale < 0:
+            raise ValueError(f"PolicyFlowConfig.output_scale must be >= 0, got {self.output_scale}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+
+@struct.dataclass
+class PolicyFlowHParams:
+    """Traced hyperparameters (MultiGoal defaults of the released code, spec §4).
+
+    ``lr`` is the *initial* learning rate when ``kl_adaptive_lr``; ``desired_kl``, ``lr_factor``, ``min_lr`` and
+    ``max_lr`` are the SKRL ``KLAdaptiveLR`` defaults (assumed [P]).
+    """
+
+    lr: float = 2e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    value_clip_eps: float = 0.2
+    vf_coef: float = 1.0
+    ent_coef: float = 1e-3
+    brownian_coef: float = 0.25
+    brownian_beta: float = 1.0
+    max_grad_norm: float = 1.0
+    weight_decay: float = 1e-5
+    desired_kl: float = 0.01
+    lr_factor: float = 1.5
+    min_lr: float = 1e-6
+    max_lr: float = 1e-2
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        check_hparams(self, _RULES, _MESSAGES)
+
+
+_RULES = {
+    "lr": lambda x: x >= 0,
+    "gamma": lambda x: (x >= 0) & (x <= 1),
+    "gae_lambda": lambda x: (x >= 0) & (x <= 1),
+    "clip_eps": lambda x: x > 0,
+    "value_clip_eps": lambda x: x > 0,
+    "vf_coef": lambda x: x >= 0,
+    "ent_coef": lambda x: x >= 0,
+    "brownian_coef": lambda x: x >= 0,
+    "brownian_beta": lambda x: x >= 0,
+    "max_grad_norm": lambda x: x > 0,
+    "weight_decay": lambda x: x >= 0,
+    "desired_kl": lambda x: x > 0,
+    "lr_factor": lambda x: x >= 1,
+    "min_lr": lambda x: x >= 0,
+    "max_lr": lambda x: x > 0,
+}
+_MESSAGES = {
+    "lr": "must be >= 0",
+    "gamma": "must lie in [0, 1]",
+    "gae_lambda": "must lie in [0, 1]",
+    "clip_eps": "must be > 0",
+    "value_clip_eps": "must be > 0",
+    "vf_coef": "must be >= 0",
+    "ent_coef": "must be >= 0",
+    "brownian_coef": "must be >= 0",
+    "brownian_beta": "must be >= 0",
+    "max_grad_norm": "must be > 0",
+    "weight_decay": "must be >= 0",
+    "desired_kl": "must be > 0",
+    "lr_factor": "must be >= 1",
+    "min_lr": "must be >= 0",
+    "max_lr": "must be > 0",
+}
+
+
+@struct.dataclass
+class FlowBatch:
+    """Flattened training samples ``[N, ...]``: latent, old endpoint and residual of every action."""
+
+    obs: Array
+    x0: Array
+    x1: Array
+    delta: Array
+    log_prob: Array
+    value: Array
+    advantages: Array
+    targets: Array
+
+
+def build_policy(config: PolicyFlowConfig, spec: common.PolicySpec, key: Array) -> FlowPolicy:
+    return FlowPolicy(
+        spec.obs_shape[0],
+        spec.action_dim,
+        hidden_sizes=config.hidden_sizes,
+        critic_hidden_sizes=config.critic_hidden_sizes,
+        emb_dim=config.emb_dim,
+        output_scale=config.output_scale,
+        init_log_std=config.init_log_std,
+        num_flow_steps=config.num_flow_steps,
+        interpolant=config.interpolant,
+        degenerate_to_gaussian=config.degenerate_to_gaussian,
+        rngs=nnx.Rngs(params=key),
+    )
+
+
+def make_optimizer(lr: Array, hp: PolicyFlowHParams) -> optax.GradientTransformation:
+    """``clip_by_global_norm → AdamW`` (one optimizer over actor and critic, spec §2.3 [C]); its state does not
+    depend on ``lr``, so a traced, adapted ``lr`` never recompiles."""
+    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adamw(lr, weight_decay=hp.weight_decay))
+
+
+def policyflow_loss(
+    model: FlowPolicy,
+    old_model: FlowPolicy,
+    batch: FlowBatch,
+    key: Array,
+    hp: PolicyFlowHParams,
+    config: PolicyFlowConfig,
+) -> tuple[Array, dict[str, Array]]:
+    """The PolicyFlow loss on one minibatch (module docstring, step 3); ``old_model`` is θ_old."""
+    time_key, noise_key = jax.random.split(key)
+    num = batch.obs.shape[0]
+    times = flows.solver_times(config.num_flow_steps, flows.time_horizon(config.interpolant))
+    t = times[jax.random.randint(time_key, (num,), 0, times.shape[0])]
+    noise = jax.random.normal(noise_key, batch.x0.shape) if config.interpolant == "stochastic_interpolant" else None
+    x_t = flows.interpolate(batch.x0, batch.x1, t, config.interpolant, noise)
+    v_new = model.velocity(batch.obs, x_t, t)
+    v_old = jax.lax.stop_gradient(old_model.velocity(batch.obs, x_t, t))
+    delta_v = v_new - v_old
+    log_std = jnp.broadcast_to(model.log_std(), delta_v.shape)
+    log_ratio = flows.policyflow_log_ratio(delta_v, batch.delta, log_std, batch.log_prob)
+    policy_loss = masked_mean(clipped_surrogate(log_ratio, batch.advantages, hp.clip_eps))
+    entropy = masked_mean(flows.gaussian_entropy(log_std))
+    brownian = masked_mean(
+        flows.brownian_regularizer(v_new, v_old, x_t, t, config.interpolant, hp.brownian_beta, config.brownian_reduction)
+    )
+    values = model.value(batch.obs)
+    clipped_values = batch.value + jnp.clip(values - batch.value, -hp.value_clip_eps, hp.value_clip_eps)
+    v_loss = masked_mean(jnp.square(batch.targets - clipped_values))
+    loss = policy_loss - hp.ent_coef * entropy + hp.brownian_coef * brownian + hp.vf_coef * v_loss
+    kl = flows.policyflow_kl(jax.lax.stop_gradient(delta_v), jax.lax.stop_gradient(log_std), old_model.log_std())
+    aux = {
+        "policy_loss": policy_loss,
+        "value_loss": v_loss,
+        "entropy": entropy,
+        "brownian_loss": brownian,
+        "kl": masked_mean(kl),
+        "approx_kl": masked_mean(sample_kl(log_ratio, "k3")),
+        "clip_fraction": masked_mean(clip_fraction(log_ratio, hp.clip_eps)),
+    }
+    return loss, aux
+
+
+def make_train(config: PolicyFlowConfig, env: Any, env_params: Any) -> Trainer:
+    """Build the PolicyFlow :class:`~purejaxpo.types.Trainer`; ``ValueError`` for non-continuous actions or
+    non-flat observations (raised here, before anything compiles)."""
+    spec = common.policy_spec(env, env_params)
+    if spec.kind != "continuous":
+        raise ValueError(f"policyflow needs continuous (Box) actions; this env's action space is {spec.kind}")
+    if len(spec.obs_shape) != 1:
+        raise ValueError(f"policyflow needs flat (vector) observations; this env's are {spec.obs_shape}")
+    num_updates = config.num_updates
+    dim = spec.action_dim
+    graphdef, _ = nnx.split(build_policy(config, spec, jax.random.key(0)))
+
+    def init(key: Array, hp: PolicyFlowHParams) -> common.OnPolicyState:
+        net_key, key = jax.random.split(key)
+        _, params = nnx.split(build_policy(config, spec, net_key))
+        opt_state = make_optimizer(hp.lr, hp).init(params)
+        lr = jnp.asarray(hp.lr, jnp.float32)  # the KL-adapted learning rate, carried across updates
+        return common.init_state(env, env_params, config, spec, params, opt_state, key, lr)
+
+    def collect(state: common.OnPolicyState, model: FlowPolicy, key: Array, hp: PolicyFlowHParams):
+        observe = common.observe_fn(config, state.obs_norm)
+
+        def policy_step(obs: Array, act_key: Array) -> tuple[Array, Array, Array, Array]:
+            seen = observe(obs)
+            latent_key, noise_key = jax.random.split(act_key)
+            dist = model.distribution(seen, latent_key)
+            action, log_prob = dist.sample_and_log_prob(seed=noise_key)
+            raw = jnp.concatenate([dist.x0, dist.x1, action - dist.x1], axis=-1)
+            return raw, common.env_action(spec, action, config.action_bounds), log_prob, model.value(seen)
+
+        env_carry, traj, stats = rollout(env, env_params, state.env, key, policy_step, lambda o: o, config.num_steps)
+        traj = bootstrap_values(traj, lambda o: model.value(observe(o)))
+        last_value = model.value(observe(env_carry.obs))
+        rewards, scaler = traj.reward, state.reward_scaler
+        if config.normalize_rewards:
+            dones = jnp.logical_or(traj.terminated, traj.truncated)
+            scaler = return_scaler.update(scaler, rewards, dones, hp.gamma)
+            rewards = scale_rewards(scaler, rewards)
+        advantages, targets = gae(
+            rewards, traj.value, traj.final_value, last_value, traj.terminated, traj.truncated, hp.gamma, hp.gae_lambda
+        )
+        obs_norm = running_moments.update(state.obs_norm, traj.obs) if config.normalize_obs else state.obs_norm
+        return env_carry, traj, stats, advantages, targets, scaler, obs_norm, observe
+
+    def update(state: common.OnPolicyState, hp: PolicyFlowHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
+        key, rollout_key, epoch_key, loss_key = jax.random.split(state.key, 4)
+        old_model = nnx.merge(graphdef, state.params)  # θ_old: fixed for the whole update
+        env_carry, traj, stats, advantages, targets, scaler, obs_norm, observe = collect(state, old_model, rollout_key, hp)
+        if config.normalize_advantages:
+            advantages = normalize(advantages)  # over the whole rollout [C]
+        x0, x1, delta = traj.action[..., :dim], traj.action[..., dim : 2 * dim], traj.action[..., 2 * dim :]
+        batch = flatten_time_and_batch(
+            FlowBatch(observe(traj.obs), x0, x1, delta, traj.log_prob, traj.value, advantages, targets)
+        )
+
+        def loss_fn(params: Any, minibatch: FlowBatch, step_key: Array) -> tuple[Array, dict[str, Array]]:
+            return policyflow_loss(nnx.merge(graphdef, params), old_model, minibatch, step_key, hp, config)
+
+        def next_key(step_key: Array, params: Any, metrics: dict[str, Array]) -> Array:
+            return jax.random.split(step_key)[0]
+
+        def epoch(carry, epoch_key_i):
+            params, opt_state, lr, step_key = carry
+            params, opt_state, step_key, summary = update_epochs_with_state(
+                epoch_key_i, params, opt_state, step_key, batch, loss_fn, make_optimizer(lr, hp), next_key,
+                1, config.num_minibatches,
+            )
+            if config.kl_adaptive_lr:
+                lr = flows.kl_adaptive_lr(lr, summary["kl"], hp.desired_kl, hp.lr_factor, hp.min_lr, hp.max_lr)
+            return (params, opt_state, lr, step_key), summary
+
+        (params, opt_state, lr, _), per_epoch = jax.lax.scan(
+            epoch, (state.params, state.opt_state, state.algo, loss_key), jax.random.split(epoch_key, config.update_epochs)
+        )
+        train_metrics = {k: jnp.mean(v) for k, v in per_epoch.items() if k != "nonfinite"}
+        new_state = state.replace(
+            params=params, opt_state=opt_state, obs_norm=obs_norm, reward_scaler=scaler, env=env_carry, key=key,
+            update_index=state.update_index + 1, algo=lr,
+        )
+        metrics = {
+            **common.episode_metrics(stats),
+            **train_metrics,
+            "nonfinite_steps": jnp.sum(per_epoch["nonfinite"]),
+            "explained_variance": explained_variance(traj.value, targets),
+            "learning_rate": lr,
+            "residual_std": jnp.mean(jnp.exp(old_model.log_std())),
+            "env_steps": (state.update_index + 1).astype(jnp.float32) * config.batch_size,
+        }
+        return new_state, metrics
+
+    def train(key: Array, hp: PolicyFlowHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
+        state = init(key, hp)
+        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
+
+    def act(state: common.OnPolicyState, obs: Array, key: Array, deterministic: bool = False) -> Array:
+        """Stochastic: fresh x0, flow, plus the Gaussian residual (the rollout sampler). Deterministic: the flow
+        endpoint from x0 = 0 without the residual (our choice [P]; the code evaluates stochastically)."""
+        model = nnx.merge(graphdef, state.params)
+        seen = common.observe_fn(config, state.obs_norm)(obs)
+        if deterministic:
+            raw = model.flow(seen, jnp.zeros(seen.shape[:-1] + (dim,), jnp.float32))
+        else:
+            latent_key, noise_key = jax.random.split(key)
+            raw = model.distribution(seen, latent_key).sample(seed=noise_key)
+        return common.env_action(spec, raw, config.action_bounds)
+
+    return Trainer(init, update, train, act, config, env, env_params)
