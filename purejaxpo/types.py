@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import numpy as np
@@ -105,6 +105,22 @@ def check_hparams(
             raise ValueError(f"{type(hp).__name__}.{field.name} must be finite, got {array.tolist()}")
         if not np.all(rules[field.name](array)):
             raise ValueError(f"{type(hp).__name__}.{field.name} {messages[field.name]}, got {array.tolist()}")
+
+
+class CheckedHParams:
+    """Base of every algorithm's HParams: concrete values are validated on construction (and by
+    ``validate()``, which the runner calls) against :data:`COMMON_HPARAM_RULES` plus the class's own
+    ``rules``/``messages`` (set by each algorithm module next to its rule table)."""
+
+    rules: ClassVar[dict[str, Callable[[np.ndarray], bool]]] = {}
+    messages: ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
+        check_hparams(self, type(self).rules, type(self).messages)
 
 
 def stack_hparams(hparams: list[Any]) -> Any:

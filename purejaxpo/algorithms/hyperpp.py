@@ -51,7 +51,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives import distributional as dist_loss
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
-from purejaxpo.types import Trainer, check_hparams
+from purejaxpo.types import CheckedHParams, Trainer
 
 Array = jax.Array
 VALUE_LOSSES = ("mse", "hl_gauss", "two_hot")
@@ -161,7 +161,7 @@ class EuclideanPPOConfig(HyperPPConfig):
 
 
 @struct.dataclass
-class HyperPPHParams:
+class HyperPPHParams(CheckedHParams):
     """Traced hyperparameters (spec §4: lr 5e-4, clip 0.2, ent 0.01, vf 0.5, grad-norm 0.5, λ 0.95; γ 0.99 for
     MinAtar instead of ProcGen's 0.999). ``kl_limit`` is the KL threshold of the trust-region-violation metric
     only [P]; it does not change training."""
@@ -175,12 +175,6 @@ class HyperPPHParams:
     max_grad_norm: float = 0.5
     kl_limit: float = 0.02
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
-        check_hparams(self, _HPARAM_RULES, _HPARAM_MESSAGES)
 
 
 _HPARAM_RULES = {
@@ -189,6 +183,7 @@ _HPARAM_RULES = {
 _HPARAM_MESSAGES = {
     "kl_limit": "must be > 0",
 }
+HyperPPHParams.rules, HyperPPHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass

@@ -33,7 +33,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import categorical_kl, diag_gaussian_kl, sample_kl, value_loss
 from purejaxpo.primitives.mdpo import mdpo_on_loss, mdpo_step_size
-from purejaxpo.types import Trainer, check_hparams
+from purejaxpo.types import CheckedHParams, Trainer
 
 Array = jax.Array
 
@@ -108,7 +108,7 @@ class MDPOConfig:
 
 
 @struct.dataclass
-class MDPOHParams:
+class MDPOHParams(CheckedHParams):
     """Traced hyperparameters (spec §4 defaults; ``step_size`` is ``t0``, 1 in the paper)."""
 
     lr: float = 3e-4
@@ -119,12 +119,6 @@ class MDPOHParams:
     vf_clip: float = 0.2
     max_grad_norm: float = 0.5
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
-        check_hparams(self, _HPARAM_RULES, _HPARAM_MESSAGES)
 
 
 _HPARAM_RULES = {
@@ -137,6 +131,7 @@ _HPARAM_MESSAGES = {
     "step_size": "must be > 0 (the KL weight is 1/t_k)",
     "vf_clip": "must be > 0",
 }
+MDPOHParams.rules, MDPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass

@@ -48,7 +48,7 @@ from purejaxpo.primitives.mdpo import (
 )
 from purejaxpo.replay import ReplayState, replay_add, replay_init, replay_sample
 from purejaxpo.rollout import EnvCarry, EpisodeStats, init_env_carry, rollout
-from purejaxpo.types import Trainer, check_hparams
+from purejaxpo.types import CheckedHParams, Trainer
 
 Array = jax.Array
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -149,7 +149,7 @@ class SACConfig(OffPolicyConfig):
 
 
 @struct.dataclass
-class OffPolicyHParams:
+class OffPolicyHParams(CheckedHParams):
     """Traced hyperparameters (spec §4): ``ent_coef`` is ``λ``, ``kl_coef`` is ``c_KL = 1/t_k`` (MDPO only),
     ``reg_coef`` the actor's ``mean μ² + mean log σ²`` penalty."""
 
@@ -160,12 +160,6 @@ class OffPolicyHParams:
     kl_coef: float = 1.0
     reg_coef: float = 1e-3
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
-        check_hparams(self, _HPARAM_RULES, _HPARAM_MESSAGES)
 
 
 _HPARAM_RULES = {
@@ -178,6 +172,7 @@ _HPARAM_MESSAGES = {
     "kl_coef": "must be > 0",
     "reg_coef": "must be >= 0",
 }
+OffPolicyHParams.rules, OffPolicyHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
 from purejaxpo.primitives.stateful import running_moments
 from purejaxpo.rollout import rollout
-from purejaxpo.types import Trainer, check_hparams
+from purejaxpo.types import CheckedHParams, Trainer
 
 Array = jax.Array
 
@@ -133,7 +133,7 @@ class PDPPOConfig:
 
 
 @struct.dataclass
-class PDPPOHParams:
+class PDPPOHParams(CheckedHParams):
     """Traced hyperparameters (reference lot-sizing values, spec §4). ``max_grad_norm = 0`` turns global-norm
     clipping off (the final reference code has none; the older one used 1.0); clipping, when on, is per
     optimizer (actor, each critic). ``gae_lambda`` is read by ``target_mode="gae"`` only."""
@@ -146,12 +146,6 @@ class PDPPOHParams:
     ent_coef: float = 0.001
     max_grad_norm: float = 0.0
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
-        check_hparams(self, _HPARAM_RULES, _HPARAM_MESSAGES)
 
 
 _HPARAM_RULES = {
@@ -164,6 +158,7 @@ _HPARAM_MESSAGES = {
     "lr_critic": "must be >= 0",
     "max_grad_norm": "must be >= 0 (0 turns clipping off)",
 }
+PDPPOHParams.rules, PDPPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
 from purejaxpo.primitives.stateful import return_scaler, running_moments, scale_rewards
 from purejaxpo.rollout import bootstrap_values, rollout
-from purejaxpo.types import Trainer, check_hparams
+from purejaxpo.types import CheckedHParams, Trainer
 
 Array = jax.Array
 
@@ -102,7 +102,7 @@ class PolicyFlowConfig:
 
 
 @struct.dataclass
-class PolicyFlowHParams:
+class PolicyFlowHParams(CheckedHParams):
     """Traced hyperparameters (MultiGoal defaults of the released code, spec §4).
 
     ``lr`` is the *initial* learning rate when ``kl_adaptive_lr``; ``desired_kl``, ``lr_factor``, ``min_lr`` and
@@ -125,11 +125,6 @@ class PolicyFlowHParams:
     min_lr: float = 1e-6
     max_lr: float = 1e-2
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        check_hparams(self, _RULES, _MESSAGES)
 
 
 _RULES = {
@@ -166,6 +161,7 @@ _MESSAGES = {
     "min_lr": "must be >= 0",
     "max_lr": "must be > 0",
 }
+PolicyFlowHParams.rules, PolicyFlowHParams.messages = _RULES, _MESSAGES
 
 
 @struct.dataclass

@@ -61,7 +61,7 @@ from purejaxpo.primitives.ppo_objectives import (
     spo_surrogate,
 )
 from purejaxpo.primitives.stateful import scale_rewards
-from purejaxpo.types import Trainer, check_hparams
+from purejaxpo.types import CheckedHParams, Trainer
 
 Array = jax.Array
 
@@ -168,7 +168,7 @@ class PPOConfig:
 
 
 @struct.dataclass
-class PPOHParams:
+class PPOHParams(CheckedHParams):
     """Traced hyperparameters: changing any value never recompiles; stack them to vmap a grid.
 
     Variant knobs (read only by their ``objective``):
@@ -200,12 +200,6 @@ class PPOHParams:
     r2vpo_dual_lr: float = 0.01
     r2vpo_lambda_init: float = 0.0
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
-        check_hparams(self, _HPARAM_RULES, _HPARAM_MESSAGES)
 
 
 _HPARAM_RULES = {
@@ -232,6 +226,7 @@ _HPARAM_MESSAGES = {
     "r2vpo_dual_lr": "must be >= 0",
     "r2vpo_lambda_init": "must be >= 0",
 }
+PPOHParams.rules, PPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass

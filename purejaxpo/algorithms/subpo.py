@@ -54,7 +54,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import sample_kl, value_loss
 from purejaxpo.primitives.subpo import score_function_surrogate
-from purejaxpo.types import Trainer, check_hparams
+from purejaxpo.types import CheckedHParams, Trainer
 
 Array = jax.Array
 AGENTS = ("M", "NM", "SRL")
@@ -394,7 +394,7 @@ class SubPOConfig:
 
 
 @struct.dataclass
-class SubPOHParams:
+class SubPOHParams(CheckedHParams):
     """Traced hyperparameters: changing any value never recompiles; stack them to vmap a grid.
 
     Defaults: ``ent_coef`` 0 as the grid configs [C]; Adam ``lr`` 3e-3, between the grid configs' 1e-3 and
@@ -415,12 +415,6 @@ class SubPOHParams:
     max_grad_norm: float = 1.0
     objective_scale: float = 1.0
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
-        check_hparams(self, _HPARAM_RULES, _HPARAM_MESSAGES)
 
 
 _HPARAM_RULES = {
@@ -429,6 +423,7 @@ _HPARAM_RULES = {
 _HPARAM_MESSAGES = {
     "objective_scale": "must be > 0",
 }
+SubPOHParams.rules, SubPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass
