@@ -176,7 +176,6 @@ class HyperPPHParams(CheckedHParams):
     kl_limit: float = 0.02
 
 
-
 _HPARAM_RULES = {
     "kl_limit": lambda x: x > 0,
 }

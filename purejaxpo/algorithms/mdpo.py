@@ -120,7 +120,6 @@ class MDPOHParams(CheckedHParams):
     max_grad_norm: float = 0.5
 
 
-
 _HPARAM_RULES = {
     "vf_lr": lambda x: x >= 0,
     "step_size": lambda x: x > 0,

@@ -161,7 +161,6 @@ class OffPolicyHParams(CheckedHParams):
     reg_coef: float = 1e-3
 
 
-
 _HPARAM_RULES = {
     "tau": lambda x: (x >= 0) & (x <= 1),
     "kl_coef": lambda x: x > 0,

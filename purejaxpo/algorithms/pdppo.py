@@ -147,7 +147,6 @@ class PDPPOHParams(CheckedHParams):
     max_grad_norm: float = 0.0
 
 
-
 _HPARAM_RULES = {
     "lr_actor": lambda x: x >= 0,
     "lr_critic": lambda x: x >= 0,

@@ -126,7 +126,6 @@ class PolicyFlowHParams(CheckedHParams):
     max_lr: float = 1e-2
 
 
-
 _RULES = {
     "lr": lambda x: x >= 0,
     "gamma": lambda x: (x >= 0) & (x <= 1),

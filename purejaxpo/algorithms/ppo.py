@@ -201,7 +201,6 @@ class PPOHParams(CheckedHParams):
     r2vpo_lambda_init: float = 0.0
 
 
-
 _HPARAM_RULES = {
     "dual_clip_c": lambda x: x > 1,
     "kl_target": lambda x: x > 0,

@@ -416,7 +416,6 @@ class SubPOHParams(CheckedHParams):
     objective_scale: float = 1.0
 
 
-
 _HPARAM_RULES = {
     "objective_scale": lambda x: x > 0,
 }
