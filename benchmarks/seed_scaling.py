@@ -35,13 +35,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1,4,16,64,256,1024,4096")
     parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--out", default="seed_scaling", help="file stem under benchmarks/results/ (.json and .png)")
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     rows = []
     for num_seeds in args.seeds.split(","):
         proc = subprocess.run(
             [sys.executable, "-c", CHILD, num_seeds, str(args.updates)], capture_output=True, text=True,
-            env={**os.environ, "PYTHONPATH": str(root)}, cwd=root,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}, cwd=root,
         )
         if proc.returncode:
             print(proc.stderr[-2000:], file=sys.stderr)
@@ -51,7 +52,7 @@ def main() -> None:
         rows.append(row)
         print(f"{int(num_seeds):5d} seeds: {row['env_steps_per_s']:>12,.0f} env-steps/s  compile {row['compile_s']:.1f} s  "
               f"peak RSS {row['peak_rss_gib']:.2f} GiB", flush=True)
-    write_json("seed_scaling.json", {"benchmark": "seed_scaling", "env": "CartPole-v1", "updates_per_seed": args.updates, "machine": machine(), "rows": rows})
+    write_json(f"{args.out}.json", {"benchmark": "seed_scaling", "env": "CartPole-v1", "updates_per_seed": args.updates, "machine": machine(), "rows": rows})
     ok = [r for r in rows if "error" not in r]
     import matplotlib
 
@@ -71,8 +72,8 @@ def main() -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{machine()['device_kind']} ({machine()['backend']})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(RESULTS / "seed_scaling.png", dpi=110)
-    print(f"wrote {RESULTS / 'seed_scaling.json'} and seed_scaling.png")
+    fig.savefig(RESULTS / f"{args.out}.png", dpi=110)
+    print(f"wrote {RESULTS / args.out}.json and .png")
 
 
 if __name__ == "__main__":

@@ -273,6 +273,7 @@ def run_torch_ppo(
             else float("nan"),
             "returns_per_update": returns_per_update,
             "torch_threads": torch.get_num_threads(),
+            "torch_version": torch.__version__,
         }
 
 

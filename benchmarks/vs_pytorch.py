@@ -49,6 +49,7 @@ def run_torch(total_timesteps: int, repeats: int) -> dict[str, Any]:
         "env_steps_per_s": spread([r["env_steps_per_s"] for r in rows]),
         "final_return": [r["final_return"] for r in rows],
         "torch_threads": rows[0].get("torch_threads"),
+        "torch_version": rows[0].get("torch_version"),
     }
 
 
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="8,64,256,1024")
     parser.add_argument("--full-budget-max-seeds", type=int, default=8)
     parser.add_argument("--updates-large", type=int, default=20)
-    parser.add_argument("--out", default="vs_pytorch.json")
+    parser.add_argument("--out", default="vs_pytorch.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
 
     torch_result = run_torch(args.total_timesteps, args.repeats)
