@@ -43,22 +43,29 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def time_ppo(num_seeds: int, total_timesteps: int, config_overrides: dict | None = None, env_name: str = "CartPole-v1") -> dict[str, Any]:
-    """Compile (AOT, timed apart) and run ``num_seeds`` vmapped PPO seeds once; returns timings and returns."""
+def time_ppo(
+    num_seeds: int, total_timesteps: int, config_overrides: dict | None = None, env_name: str = "CartPole-v1",
+    seeds_per_batch: int | str | None = "auto",
+) -> dict[str, Any]:
+    """Compile (AOT, timed apart) and run ``num_seeds`` vmapped PPO seeds once; returns timings and returns.
+
+    ``seeds_per_batch`` as in :func:`purejaxpo.experiment.run` (default ``"auto"``: what the runner does)."""
     from purejaxpo import make_env
     from purejaxpo.algorithms import ppo
+    from purejaxpo.batching import map_over_runs, resolve_seeds_per_batch
 
     env, env_params = make_env(env_name)
     config = ppo.PPOConfig(total_timesteps=total_timesteps, **(config_overrides or {}))
     trainer = ppo.make_train(config, env, env_params)
-    hp = ppo.PPOHParams()
-    keys = jax.random.split(jax.random.key(0), num_seeds)
+    hp = jax.tree.map(lambda x: jax.numpy.asarray(x)[None], ppo.PPOHParams())  # one setting: [G=1]
+    keys = jax.random.split(jax.random.key(0), num_seeds)[None]  # [1, S]
+    per_batch = resolve_seeds_per_batch(seeds_per_batch, num_seeds)
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(trainer.train, in_axes=(0, None))).lower(keys, hp).compile()
+    compiled = jax.jit(map_over_runs(trainer.train, per_batch)).lower(keys, hp).compile()
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     _, metrics = compiled(keys, hp)
-    returns = np.asarray(jax.block_until_ready(metrics["episode_return"]))
+    returns = np.asarray(jax.block_until_ready(metrics["episode_return"]))[0]
     run_s = time.perf_counter() - start
     steps = config.num_updates * config.batch_size * num_seeds
     last = max(1, config.num_updates // 20)
@@ -66,6 +73,7 @@ def time_ppo(num_seeds: int, total_timesteps: int, config_overrides: dict | None
         "num_seeds": num_seeds,
         "env_steps": steps,
         "num_updates": config.num_updates,
+        "seeds_per_batch": per_batch,
         "compile_s": round(compile_s, 3),
         "run_s": round(run_s, 3),
         "env_steps_per_s": round(steps / run_s, 1),

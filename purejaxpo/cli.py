@@ -176,6 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer, args.env, num_seeds=num_seeds, hparams=settings, seed=seed,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=bool(args.resume),
         progress=not args.no_progress, eval_episodes=args.eval_episodes, sweep_labels=labels or None,
+        seeds_per_batch=args.seeds_per_batch,
     )
     results.dataframe().to_csv(out / "metrics.csv", index=False)
     results.plot(path=out / "curves.png")
@@ -233,10 +234,27 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
     train.add_argument("--eval-episodes", type=int, default=10)
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument(
+        "--seeds-per-batch", type=parse_seeds_per_batch, default="auto", metavar="K|auto|none",
+        help="vmap K runs at a time and loop over the batches (auto: 64 on CPU past 64 runs; none: one wide vmap)",
+    )
     train.set_defaults(func=cmd_train)
     lister = sub.add_parser("list", help="algorithms with their fields and defaults, and environment names")
     lister.set_defaults(func=cmd_list)
     return parser
+
+
+def parse_seeds_per_batch(text: str) -> int | str | None:
+    """``--seeds-per-batch``: a positive int, ``auto`` or ``none``."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, 'auto' or 'none', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxpo import checkpointing
+from purejaxpo.batching import map_over_runs, resolve_seeds_per_batch
 from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, check_action_kind, get_algorithm
 from purejaxpo.environments import make_env
 from purejaxpo.plotting import plot_curves
@@ -171,6 +172,7 @@ def run(
     env_params: Any = None,
     seed: int = 0,
     devices: Sequence[Any] | None = None,
+    seeds_per_batch: int | str | None = "auto",
     chunk_updates: int | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int | None = None,
@@ -189,6 +191,9 @@ def run(
       env: an environment name for :func:`make_env`, or an env object (with ``env_params``).
       hparams: ``None`` (defaults), one HParams, or a list of HParams run side by side as a grid.
       devices: devices to shard the seed axis over (default: all local devices).
+      seeds_per_batch: vmap this many runs (settings × seeds) at a time and loop over the batches (same
+        results, a working set that fits CPU caches; see :mod:`purejaxpo.batching`). ``"auto"``: 64 on a
+        CPU with more than 64 runs, otherwise one wide vmap; ``None``: always one wide vmap. One device only.
       chunk_updates: updates per jitted call (default: ``checkpoint_every`` or ~1/50 of the run).
       checkpoint_dir / checkpoint_every / resume: orbax checkpoints every K updates; ``resume=True``
         continues the latest checkpoint in ``checkpoint_dir`` bit-exactly (its run description must match).
@@ -247,10 +252,15 @@ def run(
         keys = jax.device_put(keys, seeds_sharded)
         sharding = {"in_shardings": (seeds_sharded, replicated), "out_shardings": (seeds_sharded, seeds_sharded)}
 
-    over_seeds = lambda f: jax.vmap(f, in_axes=(0, None))
-    over_grid = lambda f: jax.vmap(f, in_axes=(0, 0))
+    platform = (list(devices) if devices else jax.devices())[0].platform
+    per_batch = resolve_seeds_per_batch(seeds_per_batch, grid * num_seeds, platform)
+    if mesh is not None:
+        if per_batch is not None and seeds_per_batch != "auto":
+            raise ValueError("seeds_per_batch batches the seeds of one device; with several devices the seed axis "
+                             "is already split across them (pass seeds_per_batch=None or one device)")
+        per_batch = None
     init_fn = jax.jit(
-        over_grid(over_seeds(trainer.init)),
+        map_over_runs(trainer.init, per_batch),
         **({"in_shardings": sharding["in_shardings"], "out_shardings": sharding["out_shardings"][0]} if sharding else {}),
     )
 
@@ -264,7 +274,7 @@ def run(
         nonlocal compile_s
         if length not in compiled:
             start = time.perf_counter()
-            fn = jax.jit(over_grid(over_seeds(lambda s, h: updates(s, h, length))), donate_argnums=(0,), **sharding)
+            fn = jax.jit(map_over_runs(lambda s, h: updates(s, h, length), per_batch), donate_argnums=(0,), **sharding)
             compiled[length] = fn.lower(state, hp).compile()
             compile_s += time.perf_counter() - start
         return compiled[length]

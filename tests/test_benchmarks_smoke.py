@@ -42,3 +42,13 @@ def test_vs_pytorch_script(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["ratio_single_seed"] > 0 and "extrapolated" in result["pytorch_multi_seed"]
+
+
+def test_seed_scaling_script_runs_each_mode(tmp_path):
+    out = tmp_path / "scaling"
+    proc = run_module("benchmarks.seed_scaling", "--seeds", "2", "--updates", "1", "--modes", "none,1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [(r["mode"], r["seeds_per_batch"]) for r in rows] == [("none", None), ("1", 1)]
+    assert rows[0]["final_return_mean"] == pytest.approx(rows[1]["final_return_mean"], rel=1e-4)  # same seeds, same runs
+    assert out.with_suffix(".png").stat().st_size > 10_000

@@ -24,7 +24,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_train_writes_every_output_and_resumes(tmp_path):
     out = tmp_path / "run"
-    proc = cli("train", "ppo", "--env", "CartPole-v1", *TINY, "--sweep", "lr=1e-3,3e-4", "--out", str(out), "--checkpoint-every", "4")
+    proc = cli("train", "ppo", "--env", "CartPole-v1", *TINY, "--sweep", "lr=1e-3,3e-4", "--out", str(out), "--checkpoint-every", "4",
+               "--seeds-per-batch", "3")  # 2 settings x 2 seeds: batches of 3 and 1
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"config.json", "metrics.csv", "curves.png", "summary.json", "checkpoints"} <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "summary.json").read_text())
@@ -66,6 +67,13 @@ def test_list_shows_algorithms_fields_and_envs():
 def test_bad_input_is_a_clear_error(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "fast"])
+def test_bad_seeds_per_batch_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "ppo", "--env", "CartPole-v1", "--seeds-per-batch", value])
+    assert exc.value.code == 2 and "--seeds-per-batch" in capsys.readouterr().err
 
 
 def test_resume_from_corrupt_directory(tmp_path, capsys):

@@ -1,0 +1,54 @@
+"""Mapping a per-seed function over many seeds: one wide ``vmap``, or ``vmap`` in fixed-size batches.
+
+Runs (hyperparameter settings × seeds) are independent, so ``vmap`` over all of them is the obvious map. On a CPU, though, a very wide
+``vmap`` makes every intermediate (activations of ``S × minibatch`` rows, rollout buffers) outgrow the
+caches, and aggregate throughput falls as seeds grow (PPO on CartPole, 2 cores: 193k env-steps/s at 64
+seeds, 110k at 1024). Mapping the same function over batches of ``seeds_per_batch`` runs with
+``jax.lax.map(..., batch_size=k)`` — ``vmap`` inside a batch, a loop over batches — keeps the working set
+of one batch and gives the same per-run results (up to float summation order). On a GPU the wide ``vmap`` is what fills the device, so
+the default batches on CPU only (:func:`resolve_seeds_per_batch`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+CPU_SEEDS_PER_BATCH = 64  # measured best of {16, 32, 64, 128, 256} for PPO/CartPole on the 2-core dev CPU
+
+
+def resolve_seeds_per_batch(seeds_per_batch: int | str | None, num_runs: int, backend: str | None = None) -> int | None:
+    """``"auto"`` → :data:`CPU_SEEDS_PER_BATCH` on a CPU backend when ``num_runs`` (settings × seeds) exceeds
+    it, else ``None`` (one wide ``vmap``); an ``int`` is checked and returned (``None`` when it covers every run)."""
+    if seeds_per_batch is None:
+        return None
+    if isinstance(seeds_per_batch, str):
+        if seeds_per_batch != "auto":
+            raise ValueError(f"seeds_per_batch must be a positive int, None or 'auto', got {seeds_per_batch!r}")
+        backend = backend or jax.default_backend()
+        return CPU_SEEDS_PER_BATCH if backend == "cpu" and num_runs > CPU_SEEDS_PER_BATCH else None
+    if isinstance(seeds_per_batch, bool) or not isinstance(seeds_per_batch, int) or seeds_per_batch <= 0:
+        raise ValueError(f"seeds_per_batch must be a positive int, None or 'auto', got {seeds_per_batch!r}")
+    return None if seeds_per_batch >= num_runs else seeds_per_batch
+
+
+def map_over_runs(fn: Callable[[Any, Any], Any], runs_per_batch: int | None) -> Callable[[Any, Any], Any]:
+    """``fn(per_run, hparams) -> out`` ↦ ``f(per_run [G, S, ...], hparams [G, ...]) -> out [G, S, ...]``.
+
+    ``G`` hyperparameter settings × ``S`` seeds. ``runs_per_batch=None`` is a ``vmap`` over settings of a
+    ``vmap`` over seeds. An int ``k`` flattens the ``G × S`` runs, vmaps ``k`` runs at a time with each run's
+    own hyperparameters and loops over the ``ceil(G·S / k)`` batches (``lax.map`` handles a remainder).
+    """
+    if runs_per_batch is None:
+        return jax.vmap(jax.vmap(fn, in_axes=(0, None)), in_axes=(0, 0))
+
+    def batched(per_run: Any, hparams: Any) -> Any:
+        settings, seeds = jax.tree.leaves(per_run)[0].shape[:2]
+        flat = jax.tree.map(lambda x: x.reshape((settings * seeds,) + x.shape[2:]), per_run)
+        hp_flat = jax.tree.map(lambda x: jnp.repeat(x, seeds, axis=0), hparams)
+        out = jax.lax.map(lambda run: fn(*run), (flat, hp_flat), batch_size=runs_per_batch)
+        return jax.tree.map(lambda x: x.reshape((settings, seeds) + x.shape[1:]), out)
+
+    return batched
