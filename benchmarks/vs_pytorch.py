@@ -5,7 +5,9 @@
 Same algorithm, hyperparameters, network and budget on CartPole-v1 (4 envs × 128 steps, 4 epochs × 4
 minibatches, 64-64 tanh, lr 2.5e-4 annealed, 5e5 steps). Each side runs ``--repeats`` times in this one
 invocation; we report the median and min–max of run seconds, compile seconds apart, env-steps/s and the
-final return (mean return of episodes completed in the last 5% of updates).
+final return (mean return of episodes completed in the last 5% of updates). The PyTorch side runs twice:
+the tuned baseline (``style="fast"``, the headline ratio) and CleanRL as written (``style="cleanrl"``,
+``--cleanrl-repeats`` times), the kind of baseline the ≈ 5k env-steps/s reference figure describes.
 
 Aggregate throughput at N seeds: ours vmaps N seeds in one call (seed counts above
 ``--full-budget-max-seeds`` train ``--updates-large`` updates per seed, which measures the same
@@ -38,10 +40,10 @@ def run_ours(num_seeds: int, total_timesteps: int, repeats: int) -> dict[str, An
     }
 
 
-def run_torch(total_timesteps: int, repeats: int) -> dict[str, Any]:
+def run_torch(total_timesteps: int, repeats: int, style: str = "fast") -> dict[str, Any]:
     from benchmarks.torch_ppo import run_torch_ppo
 
-    rows = [run_torch_ppo(seed=seed, total_timesteps=total_timesteps) for seed in range(repeats)]
+    rows = [run_torch_ppo(seed=seed, total_timesteps=total_timesteps, style=style) for seed in range(repeats)]
     return {
         "num_seeds": 1,
         "env_steps": rows[0]["env_steps"],
@@ -50,6 +52,7 @@ def run_torch(total_timesteps: int, repeats: int) -> dict[str, Any]:
         "final_return": [r["final_return"] for r in rows],
         "torch_threads": rows[0].get("torch_threads"),
         "torch_version": rows[0].get("torch_version"),
+        "style": style,
     }
 
 
@@ -60,12 +63,18 @@ def main() -> None:
     parser.add_argument("--seeds", default="8,64,256,1024")
     parser.add_argument("--full-budget-max-seeds", type=int, default=8)
     parser.add_argument("--updates-large", type=int, default=20)
+    parser.add_argument("--cleanrl-repeats", type=int, default=1,
+                        help="repeats of the CleanRL-as-written PyTorch baseline (0 skips it)")
     parser.add_argument("--out", default="vs_pytorch.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
 
     torch_result = run_torch(args.total_timesteps, args.repeats)
     torch_sps = torch_result["env_steps_per_s"]["median"]
     print(f"PyTorch 1 seed: {torch_sps:,.0f} env-steps/s, final returns {torch_result['final_return']}", flush=True)
+    cleanrl = run_torch(args.total_timesteps, args.cleanrl_repeats, style="cleanrl") if args.cleanrl_repeats else None
+    if cleanrl:
+        print(f"PyTorch 1 seed, CleanRL as written: {cleanrl['env_steps_per_s']['median']:,.0f} env-steps/s, "
+              f"final returns {cleanrl['final_return']}", flush=True)
     single = run_ours(1, args.total_timesteps, args.repeats)
     ours_sps = single["env_steps_per_s"]["median"]
     print(f"ours    1 seed: {ours_sps:,.0f} env-steps/s (compile {single['compile_s']['median']:.1f} s), "
@@ -75,6 +84,8 @@ def main() -> None:
         budget = args.total_timesteps if num_seeds <= args.full_budget_max_seeds else args.updates_large * 512
         row = run_ours(num_seeds, budget, 1 if num_seeds > args.full_budget_max_seeds else args.repeats)
         row["ratio_vs_pytorch_sequential"] = row["env_steps_per_s"]["median"] / torch_sps
+        if cleanrl:
+            row["ratio_vs_cleanrl_style_sequential"] = row["env_steps_per_s"]["median"] / cleanrl["env_steps_per_s"]["median"]
         aggregate.append(row)
         print(f"ours {num_seeds:5d} seeds: {row['env_steps_per_s']['median']:,.0f} env-steps/s aggregate, "
               f"ratio {row['ratio_vs_pytorch_sequential']:.1f}x", flush=True)
@@ -86,6 +97,8 @@ def main() -> None:
         "pytorch": torch_result,
         "ours_single_seed": single,
         "ratio_single_seed": ours_sps / torch_sps,
+        "pytorch_cleanrl_style": cleanrl,
+        "ratio_single_seed_vs_cleanrl_style": ours_sps / cleanrl["env_steps_per_s"]["median"] if cleanrl else None,
         "ours_aggregate": aggregate,
     }
     print(f"wrote {write_json(args.out, payload)}")

@@ -58,6 +58,17 @@ class Trainer(NamedTuple):
     env_params: Any
 
 
+def scan_train(init: Callable[..., Any], update: Callable[..., tuple[Any, Metrics]], num_updates: int) -> Callable[..., tuple[Any, Metrics]]:
+    """``train(key, hp)``: ``init`` then ``num_updates`` calls of ``update`` in one ``lax.scan``
+    (metrics stacked ``[num_updates]``) — the ``Trainer.train`` of every algorithm."""
+
+    def train(key: Array, hp: Any) -> tuple[Any, Metrics]:
+        state = init(key, hp)
+        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
+
+    return train
+
+
 def _is_concrete_number(value: Any) -> bool:
     """True for user-given numbers/arrays; False for tracers and jax's internal placeholders."""
     if isinstance(value, jax.core.Tracer):

@@ -51,7 +51,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives import distributional as dist_loss
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
-from purejaxpo.types import CheckedHParams, Trainer
+from purejaxpo.types import CheckedHParams, Trainer, scan_train
 
 Array = jax.Array
 VALUE_LOSSES = ("mse", "hl_gauss", "two_hot")
@@ -301,8 +301,4 @@ def make_train(config: HyperPPConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    def train(key: Array, hp: HyperPPHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        state = init(key, hp)
-        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
-
-    return Trainer(init, update, train, common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)

@@ -33,7 +33,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import categorical_kl, diag_gaussian_kl, sample_kl, value_loss
 from purejaxpo.primitives.mdpo import mdpo_on_loss, mdpo_step_size
-from purejaxpo.types import CheckedHParams, Trainer
+from purejaxpo.types import CheckedHParams, Trainer, scan_train
 
 Array = jax.Array
 
@@ -257,11 +257,7 @@ def make_train(config: MDPOConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    def train(key: Array, hp: MDPOHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        state = init(key, hp)
-        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
-
-    return Trainer(init, update, train, common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)
 
 
 __all__ = [

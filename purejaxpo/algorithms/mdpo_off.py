@@ -48,7 +48,7 @@ from purejaxpo.primitives.mdpo import (
 )
 from purejaxpo.replay import ReplayState, replay_add, replay_init, replay_sample
 from purejaxpo.rollout import EnvCarry, EpisodeStats, init_env_carry, rollout
-from purejaxpo.types import CheckedHParams, Trainer
+from purejaxpo.types import CheckedHParams, Trainer, scan_train
 
 Array = jax.Array
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -427,16 +427,12 @@ def make_train(config: OffPolicyConfig, env: Any, env_params: Any) -> Trainer:
         out["gradient_steps"] = state.grad_steps.astype(jnp.float32)
         return state.replace(update_index=state.update_index + 1), out
 
-    def train(key: Array, hp: OffPolicyHParams) -> tuple[OffPolicyState, dict[str, Array]]:
-        state = init(key, hp)
-        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=config.num_updates)
-
     def act(state: OffPolicyState, obs: Array, key: Array, deterministic: bool = False) -> Array:
         mean, log_std = nnx.merge(graphdefs["actor"], state.params["actor"])(obs.astype(jnp.float32))
         action = jnp.tanh(mean) if deterministic else sample_squashed(mean, log_std, key)[0]
         return to_env(action)
 
-    return Trainer(init, update, train, act, config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, config.num_updates), act, config, env, env_params)
 
 
 __all__ = [

@@ -59,7 +59,7 @@ from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
 from purejaxpo.primitives.stateful import running_moments
 from purejaxpo.rollout import rollout
-from purejaxpo.types import CheckedHParams, Trainer
+from purejaxpo.types import CheckedHParams, Trainer, scan_train
 
 Array = jax.Array
 
@@ -628,8 +628,4 @@ def make_train(config: PDPPOConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    def train(key: Array, hp: PDPPOHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        state = init(key, hp)
-        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
-
-    return Trainer(init, update, train, common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)

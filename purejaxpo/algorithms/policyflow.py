@@ -35,7 +35,7 @@ from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
 from purejaxpo.primitives.stateful import return_scaler, running_moments, scale_rewards
 from purejaxpo.rollout import bootstrap_values, rollout
-from purejaxpo.types import CheckedHParams, Trainer
+from purejaxpo.types import CheckedHParams, Trainer, scan_train
 
 Array = jax.Array
 
@@ -331,10 +331,6 @@ def make_train(config: PolicyFlowConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    def train(key: Array, hp: PolicyFlowHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        state = init(key, hp)
-        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
-
     def act(state: common.OnPolicyState, obs: Array, key: Array, deterministic: bool = False) -> Array:
         """Stochastic: fresh x0, flow, plus the Gaussian residual (the rollout sampler). Deterministic: the flow
         endpoint from x0 = 0 without the residual (our choice [P]; the code evaluates stochastically)."""
@@ -347,4 +343,4 @@ def make_train(config: PolicyFlowConfig, env: Any, env_params: Any) -> Trainer:
             raw = model.distribution(seen, latent_key).sample(seed=noise_key)
         return common.env_action(spec, raw, config.action_bounds)
 
-    return Trainer(init, update, train, act, config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), act, config, env, env_params)

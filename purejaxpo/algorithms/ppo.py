@@ -61,7 +61,7 @@ from purejaxpo.primitives.ppo_objectives import (
     spo_surrogate,
 )
 from purejaxpo.primitives.stateful import scale_rewards
-from purejaxpo.types import CheckedHParams, Trainer
+from purejaxpo.types import CheckedHParams, Trainer, scan_train
 
 Array = jax.Array
 
@@ -443,8 +443,4 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    def train(key: Array, hp: PPOHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        state = init(key, hp)
-        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
-
-    return Trainer(init, update, train, common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)

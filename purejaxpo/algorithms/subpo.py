@@ -54,7 +54,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import sample_kl, value_loss
 from purejaxpo.primitives.subpo import score_function_surrogate
-from purejaxpo.types import CheckedHParams, Trainer
+from purejaxpo.types import CheckedHParams, Trainer, scan_train
 
 Array = jax.Array
 AGENTS = ("M", "NM", "SRL")
@@ -570,11 +570,7 @@ def make_train(config: SubPOConfig, env: Any, env_params: Any) -> Trainer:
             metrics["explained_variance"] = explained_variance(trajectory.value, exp.targets)
         return new_state, metrics
 
-    def train(key: Array, hp: SubPOHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        state = init(key, hp)
-        return jax.lax.scan(lambda s, _: update(s, hp), state, None, length=num_updates)
-
-    return Trainer(init, update, train, common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)
 
 
 # ----------------------------------------------------------------------------------------------------------------
