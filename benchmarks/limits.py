@@ -7,6 +7,11 @@
 - acting-only: the same scan with the untrained PPO policy sampling actions (forward pass, no learning);
 - training: full PPO (rollout + GAE + 4 epochs × 4 minibatches).
 All with 4 envs × 128 steps per iteration, per seed, for 1 and ``--seeds`` vmapped seeds.
+
+- update ceiling: a ``lax.scan`` chain of ``[128, 64] @ [64, 64]`` products with tanh — the update's
+  dominant operation at its minibatch shape — in GFLOP/s, and the 1-seed training throughput it would
+  allow if the update ran at that rate with zero overhead (4 epochs × forward + backward ≈ 12 forward
+  passes of the 8.9k-multiply-add actor-critic per env step) on top of the measured rollout time.
 """
 
 from __future__ import annotations
@@ -66,6 +71,38 @@ def scan_rollouts(num_seeds: int, iterations: int, acting: bool) -> dict:
     return {"num_seeds": num_seeds, "compile_s": round(compile_s, 3), "run_s": round(run_s, 3), "env_steps_per_s": round(steps / run_s, 1)}
 
 
+ACTOR_CRITIC_MACS = (4 * 64 + 64 * 64 + 64 * 2) + (4 * 64 + 64 * 64 + 64 * 1)  # CartPole, 64-64, two torsos
+
+
+def matmul_gflops(rows: int = 128, width: int = 64, length: int = 2000) -> float:
+    """GFLOP/s of a scan of ``length`` dependent ``[rows, width] @ [width, width]`` products + tanh."""
+    x, w = jnp.ones((rows, width)), jnp.full((width, width), 0.01)
+    chain = jax.jit(lambda x: jax.lax.scan(lambda c, _: (jnp.tanh(c @ w), None), x, None, length=length)[0])
+    jax.block_until_ready(chain(x))
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        jax.block_until_ready(chain(x))
+        best = min(best, time.perf_counter() - start)
+    return 2 * rows * width * width * length / best / 1e9
+
+
+def update_ceiling(training: dict, acting: dict, update_epochs: int = 4) -> dict:
+    """The 1-seed training rate if the update ran at the measured matmul rate with no overhead."""
+    gflops = matmul_gflops()
+    update_flop_per_step = update_epochs * 3 * 2 * ACTOR_CRITIC_MACS  # forward + backward ≈ 3 forwards
+    rollout_s_per_step = 1.0 / acting["env_steps_per_s"]
+    ideal = 1.0 / (rollout_s_per_step + update_flop_per_step / (gflops * 1e9))
+    measured_update_s = 1.0 / training["env_steps_per_s"] - rollout_s_per_step
+    return {
+        "matmul_gflops_128x64x64": round(gflops, 1),
+        "update_flop_per_env_step": update_flop_per_step,
+        "achieved_update_gflops": round(update_flop_per_step / measured_update_s / 1e9, 1),
+        "update_share_of_training_time": round(measured_update_s * training["env_steps_per_s"], 3),
+        "ideal_training_env_steps_per_s": round(ideal, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=976)
@@ -80,6 +117,9 @@ def main() -> None:
             "acting_only": scan_rollouts(num_seeds, args.iterations, acting=True),
             "training": time_ppo(num_seeds, args.iterations * 512),
         }
+        if num_seeds == 1:
+            row["update_ceiling"] = update_ceiling(row["training"], row["acting_only"])
+            print(f"update ceiling: {row['update_ceiling']}", flush=True)
         rows.append(row)
         print(f"{num_seeds} seeds: env-only {row['env_only']['env_steps_per_s']:,.0f}, acting {row['acting_only']['env_steps_per_s']:,.0f}, "
               f"training {row['training']['env_steps_per_s']:,.0f} env-steps/s", flush=True)
