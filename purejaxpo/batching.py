@@ -2,9 +2,9 @@
 
 Runs (hyperparameter settings × seeds) are independent, so ``vmap`` over all of them is the obvious map. On a CPU, though, a very wide
 ``vmap`` makes every intermediate (activations of ``S × minibatch`` rows, rollout buffers) outgrow the
-caches, and aggregate throughput falls as seeds grow (PPO on CartPole, 2 cores: 193k env-steps/s at 64
-seeds, 110k at 1024). Mapping the same function over batches of ``seeds_per_batch`` runs with
-``jax.lax.map(..., batch_size=k)`` — ``vmap`` inside a batch, a loop over batches — keeps the working set
+caches, and aggregate throughput falls as seeds grow (PPO on CartPole, 2 cores: 189k env-steps/s at 64
+seeds, 155k at 1024, 139k at 4096; batched: 222k at 1024, 215k at 4096). Mapping the same function over
+batches of ``seeds_per_batch`` runs with ``jax.lax.map(..., batch_size=k)`` — ``vmap`` inside a batch, a loop over batches — keeps the working set
 of one batch and gives the same per-run results (up to float summation order). On a GPU the wide ``vmap`` is what fills the device, so
 the default batches on CPU only (:func:`resolve_seeds_per_batch`).
 """
@@ -16,7 +16,9 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-CPU_SEEDS_PER_BATCH = 64  # measured best of {16, 32, 64, 128, 256} for PPO/CartPole on the 2-core dev CPU
+# PPO/CartPole, 1024 seeds on the 2-core dev CPU: batches of 32 and 64 tie (≈ 205k env-steps/s), 128 gives
+# ≈ 187k, 256 less, one wide vmap ≈ 155k (benchmarks/results/seed_scaling.json).
+CPU_SEEDS_PER_BATCH = 64
 
 
 def resolve_seeds_per_batch(seeds_per_batch: int | str | None, num_runs: int, backend: str | None = None) -> int | None:

@@ -31,7 +31,9 @@ def test_limits_script(tmp_path):
     proc = run_module("benchmarks.limits", "--iterations", "2", "--seeds", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
-    assert {"env_only", "acting_only", "training"} <= set(rows[0])
+    assert {"env_only", "acting_only", "training", "update_ceiling"} <= set(rows[0])
+    ceiling = rows[0]["update_ceiling"]
+    assert ceiling["matmul_gflops_128x64x64"] > 0 and ceiling["ideal_training_env_steps_per_s"] > 0
 
 
 def test_vs_pytorch_script(tmp_path):
