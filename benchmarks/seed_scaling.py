@@ -24,8 +24,9 @@ import json, resource, sys, warnings
 warnings.simplefilter("ignore")
 import jax
 from benchmarks.common import time_ppo
+from purejaxpo.cli import parse_seeds_per_batch
 mode = sys.argv[3]
-row = time_ppo(int(sys.argv[1]), int(sys.argv[2]) * 512, seeds_per_batch=None if mode == "none" else (mode if mode == "auto" else int(mode)))
+row = time_ppo(int(sys.argv[1]), int(sys.argv[2]) * 512, seeds_per_batch=parse_seeds_per_batch(mode))
 row["mode"] = mode
 row["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 stats = jax.devices()[0].memory_stats() or {}

@@ -153,8 +153,7 @@ def _as_grid(hparams: Any, hparams_cls: type) -> list[Any]:
     return settings
 
 
-def _seed_mesh(devices: Sequence[Any] | None, num_seeds: int) -> Any:
-    devices = list(devices) if devices is not None else jax.devices()
+def _seed_mesh(devices: list[Any], num_seeds: int) -> Any:
     if len(devices) <= 1:
         return None
     if num_seeds % len(devices):
@@ -243,6 +242,7 @@ def run(
     }
     keys = jax.random.split(jax.random.key(seed), num_seeds)
     keys = jnp.broadcast_to(keys, (grid, num_seeds))
+    devices = list(devices) if devices is not None else jax.devices()
     mesh = _seed_mesh(devices, num_seeds)
     # Every state/metric leaf is [G, S, ...]: shard axis 1 (seeds) over the mesh; hparams are replicated.
     sharding: dict[str, Any] = {}
@@ -252,8 +252,7 @@ def run(
         keys = jax.device_put(keys, seeds_sharded)
         sharding = {"in_shardings": (seeds_sharded, replicated), "out_shardings": (seeds_sharded, seeds_sharded)}
 
-    platform = (list(devices) if devices else jax.devices())[0].platform
-    per_batch = resolve_seeds_per_batch(seeds_per_batch, grid * num_seeds, platform)
+    per_batch = resolve_seeds_per_batch(seeds_per_batch, grid * num_seeds, devices[0].platform)
     if mesh is not None:
         if per_batch is not None and seeds_per_batch != "auto":
             raise ValueError("seeds_per_batch batches the seeds of one device; with several devices the seed axis "

@@ -76,35 +76,44 @@ def _is_concrete_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.ndarray, np.generic, jax.Array))
 
 
+# A hyperparameter rule: a predicate on the value as a float64 array and the message when it fails.
+Rule = tuple[Callable[[np.ndarray], Any], str]
+
+
+def at_least(bound: float, note: str = "") -> Rule:
+    """``x >= bound``."""
+    return (lambda x: x >= bound), f"must be >= {bound:g}{note}"
+
+
+def above(bound: float, note: str = "") -> Rule:
+    """``x > bound``."""
+    return (lambda x: x > bound), f"must be > {bound:g}{note}"
+
+
+def in_interval(low: float, high: float, *, closed_high: bool = True) -> Rule:
+    """``low <= x <= high`` (``< high`` when ``closed_high`` is False)."""
+    if closed_high:
+        return (lambda x: (x >= low) & (x <= high)), f"must lie in [{low:g}, {high:g}]"
+    return (lambda x: (x >= low) & (x < high)), f"must lie in [{low:g}, {high:g})"
+
+
 # Rules for the hyperparameters most algorithms share; an algorithm's own rules take precedence.
-COMMON_HPARAM_RULES: dict[str, Callable[[np.ndarray], bool]] = {
-    "lr": lambda x: x >= 0,
-    "gamma": lambda x: (x >= 0) & (x <= 1),
-    "gae_lambda": lambda x: (x >= 0) & (x <= 1),
-    "clip_eps": lambda x: x > 0,
-    "ent_coef": lambda x: x >= 0,
-    "vf_coef": lambda x: x >= 0,
-    "max_grad_norm": lambda x: x > 0,
-}
-COMMON_HPARAM_MESSAGES: dict[str, str] = {
-    "lr": "must be >= 0 (a negative learning rate ascends the loss)",
-    "gamma": "must lie in [0, 1]",
-    "gae_lambda": "must lie in [0, 1]",
-    "clip_eps": "must be > 0",
-    "ent_coef": "must be >= 0",
-    "vf_coef": "must be >= 0",
-    "max_grad_norm": "must be > 0",
+COMMON_HPARAM_RULES: dict[str, Rule] = {
+    "lr": at_least(0, " (a negative learning rate ascends the loss)"),
+    "gamma": in_interval(0, 1),
+    "gae_lambda": in_interval(0, 1),
+    "clip_eps": above(0),
+    "ent_coef": at_least(0),
+    "vf_coef": at_least(0),
+    "max_grad_norm": above(0),
 }
 
 
-def check_hparams(
-    hp: Any, rules: dict[str, Callable[[np.ndarray], bool]] | None = None, messages: dict[str, str] | None = None
-) -> None:
+def check_hparams(hp: Any, rules: dict[str, Rule] | None = None) -> None:
     """Raise ``ValueError`` if a concrete field of ``hp`` breaks its rule (every element of a stacked grid
     is checked). Fields named in :data:`COMMON_HPARAM_RULES` use those unless ``rules`` has its own.
     Traced fields (inside ``jit``/``vmap``) are skipped: they were checked on the way in."""
     rules = {**COMMON_HPARAM_RULES, **(rules or {})}
-    messages = {**COMMON_HPARAM_MESSAGES, **(messages or {})}
     for field in dataclasses.fields(hp):
         if field.name not in rules:
             continue
@@ -114,24 +123,25 @@ def check_hparams(
         array = np.asarray(value, dtype=np.float64)
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{type(hp).__name__}.{field.name} must be finite, got {array.tolist()}")
-        if not np.all(rules[field.name](array)):
-            raise ValueError(f"{type(hp).__name__}.{field.name} {messages[field.name]}, got {array.tolist()}")
+        holds, message = rules[field.name]
+        if not np.all(holds(array)):
+            raise ValueError(f"{type(hp).__name__}.{field.name} {message}, got {array.tolist()}")
 
 
 class CheckedHParams:
     """Base of every algorithm's HParams: concrete values are validated on construction (and by
     ``validate()``, which the runner calls) against :data:`COMMON_HPARAM_RULES` plus the class's own
-    ``rules``/``messages`` (set by each algorithm module next to its rule table)."""
+    ``rules`` (set by each algorithm module after the class, built with :func:`at_least`,
+    :func:`above`, :func:`in_interval`)."""
 
-    rules: ClassVar[dict[str, Callable[[np.ndarray], bool]]] = {}
-    messages: ClassVar[dict[str, str]] = {}
+    rules: ClassVar[dict[str, Rule]] = {}
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` for out-of-range concrete values (traced values are skipped)."""
-        check_hparams(self, type(self).rules, type(self).messages)
+        check_hparams(self, type(self).rules)
 
 
 def stack_hparams(hparams: list[Any]) -> Any:

@@ -157,3 +157,23 @@ def test_64_seeds_init_and_train_vmapped_without_deadlock(cartpole):
     keys = jax.random.split(jax.random.key(0), 64)
     state, metrics = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, ppo.PPOHParams())
     assert metrics["loss"].shape == (64, 3) and np.isfinite(metrics["loss"]).all()
+
+
+def test_hparam_rule_constructors_hand_checked():
+    from purejaxpo.types import above, at_least, in_interval
+
+    values = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
+    holds, message = at_least(0, " (why)")
+    np.testing.assert_array_equal(holds(values), [False, True, True, True, True])
+    assert message == "must be >= 0 (why)"
+    holds, message = above(1)
+    np.testing.assert_array_equal(holds(values), [False, False, False, False, True])
+    assert message == "must be > 1"
+    holds, message = in_interval(0, 1)
+    np.testing.assert_array_equal(holds(values), [False, True, True, True, False])
+    assert message == "must lie in [0, 1]"
+    holds, message = in_interval(0, 1, closed_high=False)
+    np.testing.assert_array_equal(holds(values), [False, True, True, False, False])
+    assert message == "must lie in [0, 1)"
+    with pytest.raises(ValueError, match=r"ewma_beta must lie in \[0, 1\), got 1.0"):
+        ppo.PPOHParams(ewma_beta=1.0)

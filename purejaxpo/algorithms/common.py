@@ -35,6 +35,20 @@ def require_positive_ints(config: Any, names: tuple[str, ...]) -> None:
             raise ValueError(f"{type(config).__name__}.{name} must be a positive integer, got {value!r}")
 
 
+class RolloutBudget:
+    """Mixin for configs with ``num_envs``, ``num_steps`` and ``total_timesteps``: the env steps per update
+    and the number of updates the budget allows (never more env steps than ``total_timesteps``)."""
+
+    @property
+    def batch_size(self) -> int:
+        """Env steps collected per update (``num_envs × num_steps``)."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+
 def check_batch_layout(config: Any) -> int:
     """Validate ``num_envs × num_steps`` against minibatches and the step budget; return ``num_updates``.
     Called once, from the config's ``__post_init__``.

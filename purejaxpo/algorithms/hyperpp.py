@@ -51,7 +51,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives import distributional as dist_loss
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
-from purejaxpo.types import CheckedHParams, Trainer, scan_train
+from purejaxpo.types import CheckedHParams, Trainer, above, scan_train
 
 Array = jax.Array
 VALUE_LOSSES = ("mse", "hl_gauss", "two_hot")
@@ -59,7 +59,7 @@ LAST_ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclasses.dataclass(frozen=True)
-class HyperPPConfig:
+class HyperPPConfig(common.RolloutBudget):
     """Static settings (shapes, loop counts, architecture). Defaults: Hyper++ at a MinAtar-size budget.
 
     Paper settings for ProcGen (spec §4): 64 envs × 256 steps, 8 minibatches, 2 epochs (Hyper++) / 3
@@ -125,14 +125,6 @@ class HyperPPConfig:
         common.check_batch_layout(self)
 
     @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
-
-    @property
     def categorical_critic(self) -> bool:
         return self.value_loss != "mse"
 
@@ -176,13 +168,9 @@ class HyperPPHParams(CheckedHParams):
     kl_limit: float = 0.02
 
 
-_HPARAM_RULES = {
-    "kl_limit": lambda x: x > 0,
+HyperPPHParams.rules = {
+    "kl_limit": above(0),
 }
-_HPARAM_MESSAGES = {
-    "kl_limit": "must be > 0",
-}
-HyperPPHParams.rules, HyperPPHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass

@@ -33,13 +33,13 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import categorical_kl, diag_gaussian_kl, sample_kl, value_loss
 from purejaxpo.primitives.mdpo import mdpo_on_loss, mdpo_step_size
-from purejaxpo.types import CheckedHParams, Trainer, scan_train
+from purejaxpo.types import CheckedHParams, Trainer, above, at_least, scan_train
 
 Array = jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
-class MDPOConfig:
+class MDPOConfig(common.RolloutBudget):
     """Static settings (shapes, loop counts, flags).
 
     ``sgd_steps`` is ``m``: passes over the rollout per iteration, each of ``num_minibatches`` Adam steps
@@ -94,14 +94,6 @@ class MDPOConfig:
         return self.sgd_steps
 
     @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
-
-    @property
     def horizon(self) -> int:
         """``K`` of the step-size schedule."""
         return self.num_updates if self.anneal_horizon is None else self.anneal_horizon
@@ -120,17 +112,11 @@ class MDPOHParams(CheckedHParams):
     max_grad_norm: float = 0.5
 
 
-_HPARAM_RULES = {
-    "vf_lr": lambda x: x >= 0,
-    "step_size": lambda x: x > 0,
-    "vf_clip": lambda x: x > 0,
+MDPOHParams.rules = {
+    "vf_lr": at_least(0),
+    "step_size": above(0, " (the KL weight is 1/t_k)"),
+    "vf_clip": above(0),
 }
-_HPARAM_MESSAGES = {
-    "vf_lr": "must be >= 0",
-    "step_size": "must be > 0 (the KL weight is 1/t_k)",
-    "vf_clip": "must be > 0",
-}
-MDPOHParams.rules, MDPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass

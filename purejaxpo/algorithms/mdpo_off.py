@@ -48,7 +48,7 @@ from purejaxpo.primitives.mdpo import (
 )
 from purejaxpo.replay import ReplayState, replay_add, replay_init, replay_sample
 from purejaxpo.rollout import EnvCarry, EpisodeStats, init_env_carry, rollout
-from purejaxpo.types import CheckedHParams, Trainer, scan_train
+from purejaxpo.types import CheckedHParams, Trainer, above, at_least, in_interval, scan_train
 
 Array = jax.Array
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -62,7 +62,7 @@ LEARNER_FIELDS = ("params", "target_v", "old_actor", "actor_opt", "critic_opt", 
 
 
 @dataclasses.dataclass(frozen=True)
-class OffPolicyConfig:
+class OffPolicyConfig(common.RolloutBudget):
     """Static settings shared by off-policy MDPO and SAC (spec §4 defaults).
 
     ``sgd_steps`` (``m``) and ``anneal_kl`` are MDPO's; SAC ignores them. ``train_batch_size`` is the replay
@@ -122,10 +122,6 @@ class OffPolicyConfig:
         return self.num_envs * self.steps_per_update
 
     @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
-
-    @property
     def capacity(self) -> int:
         return min(self.buffer_size, max(self.total_timesteps, self.num_envs * self.train_freq))
 
@@ -161,17 +157,11 @@ class OffPolicyHParams(CheckedHParams):
     reg_coef: float = 1e-3
 
 
-_HPARAM_RULES = {
-    "tau": lambda x: (x >= 0) & (x <= 1),
-    "kl_coef": lambda x: x > 0,
-    "reg_coef": lambda x: x >= 0,
+OffPolicyHParams.rules = {
+    "tau": in_interval(0, 1),
+    "kl_coef": above(0),
+    "reg_coef": at_least(0),
 }
-_HPARAM_MESSAGES = {
-    "tau": "must lie in [0, 1]",
-    "kl_coef": "must be > 0",
-    "reg_coef": "must be >= 0",
-}
-OffPolicyHParams.rules, OffPolicyHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 # ----------------------------------------------------------------------------------------------------------------

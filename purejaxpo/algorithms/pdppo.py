@@ -59,7 +59,7 @@ from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
 from purejaxpo.primitives.stateful import running_moments
 from purejaxpo.rollout import rollout
-from purejaxpo.types import CheckedHParams, Trainer, scan_train
+from purejaxpo.types import CheckedHParams, Trainer, at_least, scan_train
 
 Array = jax.Array
 
@@ -75,7 +75,7 @@ ADAM_EPS = 1e-8  # PyTorch's Adam default, as in the reference code
 
 
 @dataclasses.dataclass(frozen=True)
-class PDPPOConfig:
+class PDPPOConfig(common.RolloutBudget):
     """Static settings (shapes, loop counts, flags). Defaults follow the reference lot-sizing code (spec §4):
     4 envs × 100 steps = 400 env steps (4 episodes) per update, 40 full-batch epochs, 128-128 networks with a
     ReLU actor and tanh critics, Monte-Carlo targets, the max combiner, no normalization.
@@ -119,15 +119,6 @@ class PDPPOConfig:
         common.check_batch_layout(self)
 
     @property
-    def batch_size(self) -> int:
-        """Env steps collected per update (``num_envs × num_steps``)."""
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
-
-    @property
     def uses_pre_critic(self) -> bool:
         return self.critic_mode == "dual"
 
@@ -147,17 +138,11 @@ class PDPPOHParams(CheckedHParams):
     max_grad_norm: float = 0.0
 
 
-_HPARAM_RULES = {
-    "lr_actor": lambda x: x >= 0,
-    "lr_critic": lambda x: x >= 0,
-    "max_grad_norm": lambda x: x >= 0,
+PDPPOHParams.rules = {
+    "lr_actor": at_least(0),
+    "lr_critic": at_least(0),
+    "max_grad_norm": at_least(0, " (0 turns clipping off)"),
 }
-_HPARAM_MESSAGES = {
-    "lr_actor": "must be >= 0",
-    "lr_critic": "must be >= 0",
-    "max_grad_norm": "must be >= 0 (0 turns clipping off)",
-}
-PDPPOHParams.rules, PDPPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -35,13 +35,13 @@ from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
 from purejaxpo.primitives.stateful import return_scaler, running_moments, scale_rewards
 from purejaxpo.rollout import bootstrap_values, rollout
-from purejaxpo.types import CheckedHParams, Trainer, scan_train
+from purejaxpo.types import CheckedHParams, Trainer, above, at_least, scan_train
 
 Array = jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
-class PolicyFlowConfig:
+class PolicyFlowConfig(common.RolloutBudget):
     """Static settings. Network and loop defaults follow the released MultiGoal config (spec §3–4) except the
     CPU-scale batch (``num_envs=64`` instead of 4096).
 
@@ -92,14 +92,6 @@ class PolicyFlowConfig:
         if self.output_scale < 0:
             raise ValueError(f"PolicyFlowConfig.output_scale must be >= 0, got {self.output_scale}")
 
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
-
 
 @struct.dataclass
 class PolicyFlowHParams(CheckedHParams):
@@ -126,41 +118,16 @@ class PolicyFlowHParams(CheckedHParams):
     max_lr: float = 1e-2
 
 
-_RULES = {
-    "lr": lambda x: x >= 0,
-    "gamma": lambda x: (x >= 0) & (x <= 1),
-    "gae_lambda": lambda x: (x >= 0) & (x <= 1),
-    "clip_eps": lambda x: x > 0,
-    "value_clip_eps": lambda x: x > 0,
-    "vf_coef": lambda x: x >= 0,
-    "ent_coef": lambda x: x >= 0,
-    "brownian_coef": lambda x: x >= 0,
-    "brownian_beta": lambda x: x >= 0,
-    "max_grad_norm": lambda x: x > 0,
-    "weight_decay": lambda x: x >= 0,
-    "desired_kl": lambda x: x > 0,
-    "lr_factor": lambda x: x >= 1,
-    "min_lr": lambda x: x >= 0,
-    "max_lr": lambda x: x > 0,
+PolicyFlowHParams.rules = {
+    "value_clip_eps": above(0),
+    "brownian_coef": at_least(0),
+    "brownian_beta": at_least(0),
+    "weight_decay": at_least(0),
+    "desired_kl": above(0),
+    "lr_factor": at_least(1),
+    "min_lr": at_least(0),
+    "max_lr": above(0),
 }
-_MESSAGES = {
-    "lr": "must be >= 0",
-    "gamma": "must lie in [0, 1]",
-    "gae_lambda": "must lie in [0, 1]",
-    "clip_eps": "must be > 0",
-    "value_clip_eps": "must be > 0",
-    "vf_coef": "must be >= 0",
-    "ent_coef": "must be >= 0",
-    "brownian_coef": "must be >= 0",
-    "brownian_beta": "must be >= 0",
-    "max_grad_norm": "must be > 0",
-    "weight_decay": "must be >= 0",
-    "desired_kl": "must be > 0",
-    "lr_factor": "must be >= 1",
-    "min_lr": "must be >= 0",
-    "max_lr": "must be > 0",
-}
-PolicyFlowHParams.rules, PolicyFlowHParams.messages = _RULES, _MESSAGES
 
 
 @struct.dataclass

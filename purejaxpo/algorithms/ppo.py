@@ -61,7 +61,7 @@ from purejaxpo.primitives.ppo_objectives import (
     spo_surrogate,
 )
 from purejaxpo.primitives.stateful import scale_rewards
-from purejaxpo.types import CheckedHParams, Trainer, scan_train
+from purejaxpo.types import CheckedHParams, Trainer, above, at_least, in_interval, scan_train
 
 Array = jax.Array
 
@@ -71,7 +71,7 @@ GROUPED_ADVANTAGES = ("loo", "polychromic")  # these branch sibling envs from a 
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(common.RolloutBudget):
     """Static settings: anything that changes shapes, loop counts or the traced program.
 
     ``action_bounds`` (``"clip"``/``"tanh"``) and ``init_log_std`` apply to continuous actions only;
@@ -158,14 +158,6 @@ class PPOConfig:
             if not callable(self.diversity_fn):
                 raise ValueError(f"PPOConfig.diversity_fn must be callable, got {self.diversity_fn!r}")
 
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
-
 
 @struct.dataclass
 class PPOHParams(CheckedHParams):
@@ -201,31 +193,18 @@ class PPOHParams(CheckedHParams):
     r2vpo_lambda_init: float = 0.0
 
 
-_HPARAM_RULES = {
-    "dual_clip_c": lambda x: x > 1,
-    "kl_target": lambda x: x > 0,
-    "kl_beta_init": lambda x: x >= 0,
-    "ewma_beta": lambda x: (x >= 0) & (x < 1),
-    "ewma_imp_samp_max": lambda x: x > 1,
-    "dpo_alpha": lambda x: x > 0,
-    "dpo_beta": lambda x: x > 0,
-    "r2vpo_delta": lambda x: x >= 0,
-    "r2vpo_dual_lr": lambda x: x >= 0,
-    "r2vpo_lambda_init": lambda x: x >= 0,
+PPOHParams.rules = {
+    "dual_clip_c": above(1),
+    "kl_target": above(0),
+    "kl_beta_init": at_least(0),
+    "ewma_beta": in_interval(0, 1, closed_high=False),
+    "ewma_imp_samp_max": above(1),
+    "dpo_alpha": above(0),
+    "dpo_beta": above(0),
+    "r2vpo_delta": at_least(0),
+    "r2vpo_dual_lr": at_least(0),
+    "r2vpo_lambda_init": at_least(0),
 }
-_HPARAM_MESSAGES = {
-    "dual_clip_c": "must be > 1",
-    "kl_target": "must be > 0",
-    "kl_beta_init": "must be >= 0",
-    "ewma_beta": "must lie in [0, 1)",
-    "ewma_imp_samp_max": "must be > 1",
-    "dpo_alpha": "must be > 0",
-    "dpo_beta": "must be > 0",
-    "r2vpo_delta": "must be >= 0",
-    "r2vpo_dual_lr": "must be >= 0",
-    "r2vpo_lambda_init": "must be >= 0",
-}
-PPOHParams.rules, PPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass

@@ -54,7 +54,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import sample_kl, value_loss
 from purejaxpo.primitives.subpo import score_function_surrogate
-from purejaxpo.types import CheckedHParams, Trainer, scan_train
+from purejaxpo.types import CheckedHParams, Trainer, above, scan_train
 
 Array = jax.Array
 AGENTS = ("M", "NM", "SRL")
@@ -337,7 +337,7 @@ class VisitedObservation(environment.Environment):
 
 
 @dataclasses.dataclass(frozen=True)
-class SubPOConfig:
+class SubPOConfig(common.RolloutBudget):
     """Static settings (shapes, loop counts, flags).
 
     ``num_envs`` trajectories are collected in parallel, ``num_steps`` steps each per update (the paper: 500
@@ -379,14 +379,6 @@ class SubPOConfig:
         common.check_batch_layout(self)
 
     @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
-
-    @property
     def normalize_weights(self) -> bool:
         if self.normalize_advantages is None:
             return self.estimator == "actor_critic"
@@ -416,13 +408,9 @@ class SubPOHParams(CheckedHParams):
     objective_scale: float = 1.0
 
 
-_HPARAM_RULES = {
-    "objective_scale": lambda x: x > 0,
+SubPOHParams.rules = {
+    "objective_scale": above(0),
 }
-_HPARAM_MESSAGES = {
-    "objective_scale": "must be > 0",
-}
-SubPOHParams.rules, SubPOHParams.messages = _HPARAM_RULES, _HPARAM_MESSAGES
 
 
 @struct.dataclass
