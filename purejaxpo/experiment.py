@@ -134,10 +134,13 @@ def config_dict(config: Any) -> dict[str, Any]:
 
 
 def _algorithm_for(trainer: Trainer) -> Algorithm:
-    for algorithm in ALGORITHMS.values():
-        if isinstance(trainer.config, algorithm.config_cls):
-            return algorithm
-    raise ValueError(f"no registered algorithm uses config type {type(trainer.config).__name__}")
+    """The registry entry named by ``trainer.algorithm`` (set by every ``make_train``)."""
+    if not trainer.algorithm:
+        raise ValueError(
+            f"this Trainer does not name its algorithm (Trainer.algorithm is empty; config type "
+            f"{type(trainer.config).__name__}); build it with a registered make_train"
+        )
+    return get_algorithm(trainer.algorithm)
 
 
 def _as_grid(hparams: Any, hparams_cls: type) -> list[Any]:

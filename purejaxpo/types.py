@@ -47,6 +47,9 @@ class Trainer(NamedTuple):
       ``lax.scan``; metrics are stacked ``[num_updates]``.
     - ``act(state, obs, key, deterministic=False) -> action``: the environment-ready action for ``obs``
       (``[*batch, *obs_shape]``), using the state's network parameters and observation normalizer.
+
+    ``algorithm`` is the registry name of the algorithm that built it (``"hyper_srym"``, not the class of
+    its config), so runs, summaries and checkpoints are labelled by what actually trained.
     """
 
     init: Callable[..., Any]
@@ -56,6 +59,7 @@ class Trainer(NamedTuple):
     config: Any
     env: Any
     env_params: Any
+    algorithm: str = ""  # the registry name (``type(config).algorithm_name``): outputs never guess it
 
 
 def scan_train(init: Callable[..., Any], update: Callable[..., tuple[Any, Metrics]], num_updates: int) -> Callable[..., tuple[Any, Metrics]]:

@@ -37,7 +37,7 @@ instead of Riemannian Adam.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +67,8 @@ class HyperPPConfig(common.RolloutBudget):
     architecture constants here (static), not traced hyperparameters: they fix the network's norm bound and
     its value readout.
     """
+
+    algorithm_name: ClassVar[str] = "hyperpp"
 
     num_envs: int = 32
     num_steps: int = 128
@@ -134,6 +136,8 @@ class HyperSRYMConfig(HyperPPConfig):
     """Hyper+S-RYM (hyper-rl ``hyper_paper.yaml``): Poincaré MLR heads, spectral norm + ``relu(u)/√d``,
     MSE critic, 3 epochs."""
 
+    algorithm_name: ClassVar[str] = "hyper_srym"
+
     update_epochs: int = 3
     geometry: str = "poincare"
     feature_reg: str = "srym"
@@ -144,6 +148,8 @@ class HyperSRYMConfig(HyperPPConfig):
 @dataclasses.dataclass(frozen=True)
 class EuclideanPPOConfig(HyperPPConfig):
     """Euclidean PPO with the same encoder (hyper-rl ``euclidean_baseline.yaml``): linear heads, MSE, 3 epochs."""
+
+    algorithm_name: ClassVar[str] = "ppo_impala"
 
     update_epochs: int = 3
     geometry: str = "euclidean"
@@ -289,4 +295,4 @@ def make_train(config: HyperPPConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params, type(config).algorithm_name)

@@ -20,7 +20,7 @@ has zero gradient and ``ρ = 1``); a test checks it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +47,8 @@ class MDPOConfig(common.RolloutBudget):
     the run's number of updates (the released code's ``total_timesteps / timesteps_per_batch``). With
     ``anneal_step_size=False`` the step size stays ``t0``. ``action_bounds``/``init_log_std``: continuous only.
     """
+
+    algorithm_name: ClassVar[str] = "mdpo"
 
     num_envs: int = 1
     num_steps: int = 2048
@@ -243,7 +245,7 @@ def make_train(config: MDPOConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params, type(config).algorithm_name)
 
 
 __all__ = [

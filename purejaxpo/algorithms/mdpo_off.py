@@ -70,6 +70,8 @@ class OffPolicyConfig(common.RolloutBudget):
     holds ``min(buffer_size, total env steps)`` transitions.
     """
 
+    algorithm_name: ClassVar[str] = "mdpo_off"
+
     VARIANT: ClassVar[str] = "mdpo"
 
     num_envs: int = 1
@@ -134,12 +136,16 @@ class OffPolicyConfig(common.RolloutBudget):
 class MDPOOffConfig(OffPolicyConfig):
     """Off-policy MDPO (KL to the policy from ``sgd_steps`` gradient steps ago, entropy on the old policy)."""
 
+    algorithm_name: ClassVar[str] = "mdpo_off"
+
     VARIANT: ClassVar[str] = "mdpo"
 
 
 @dataclasses.dataclass(frozen=True)
 class SACConfig(OffPolicyConfig):
     """SAC (v1, fixed temperature, V-network) from the same code: the MDPO-off baseline."""
+
+    algorithm_name: ClassVar[str] = "sac"
 
     VARIANT: ClassVar[str] = "sac"
 
@@ -422,7 +428,7 @@ def make_train(config: OffPolicyConfig, env: Any, env_params: Any) -> Trainer:
         action = jnp.tanh(mean) if deterministic else sample_squashed(mean, log_std, key)[0]
         return to_env(action)
 
-    return Trainer(init, update, scan_train(init, update, config.num_updates), act, config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, config.num_updates), act, config, env, env_params, type(config).algorithm_name)
 
 
 __all__ = [

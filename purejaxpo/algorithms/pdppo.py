@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +83,8 @@ class PDPPOConfig(common.RolloutBudget):
     ``buffer_rollouts`` is the number of most recent rollouts trained on per update (5 in the reference code,
     1 = on-policy). ``normalize_obs`` uses running observation statistics for both ``s`` and ``s^x`` (same layout).
     """
+
+    algorithm_name: ClassVar[str] = "pdppo"
 
     num_envs: int = 4
     num_steps: int = 100
@@ -613,4 +615,4 @@ def make_train(config: PDPPOConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params, type(config).algorithm_name)

@@ -20,7 +20,7 @@ One update (spec §2, [C] = the released code):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +52,8 @@ class PolicyFlowConfig(common.RolloutBudget):
     - ``degenerate_to_gaussian``: x0 = 0, i.e. a Gaussian policy with mean ``φ_θ(0; s)`` (ablation).
     - ``kl_adaptive_lr``: adapt the learning rate per epoch from the residual KL (off = constant ``hp.lr``).
     """
+
+    algorithm_name: ClassVar[str] = "policyflow"
 
     num_envs: int = 64
     num_steps: int = 32
@@ -310,4 +312,4 @@ def make_train(config: PolicyFlowConfig, env: Any, env_params: Any) -> Trainer:
             raw = model.distribution(seen, latent_key).sample(seed=noise_key)
         return common.env_action(spec, raw, config.action_bounds)
 
-    return Trainer(init, update, scan_train(init, update, num_updates), act, config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), act, config, env, env_params, type(config).algorithm_name)

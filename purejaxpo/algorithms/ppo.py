@@ -27,7 +27,7 @@ group advantages in :mod:`purejaxpo.primitives.group_advantages`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +90,8 @@ class PPOConfig(common.RolloutBudget):
     Paper defaults are ``group_size=8, poly_set_size=4, poly_window=5``; ours (4, 2, 5) let the default
     4 envs form one group of two sets.
     """
+
+    algorithm_name: ClassVar[str] = "ppo"
 
     num_envs: int = 4
     num_steps: int = 128
@@ -422,4 +424,4 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         }
         return new_state, metrics
 
-    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params, type(config).algorithm_name)

@@ -39,7 +39,7 @@ compare on the same scale; ``episode_objective`` is ``F(τ)`` of the episodes co
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -348,6 +348,8 @@ class SubPOConfig(common.RolloutBudget):
     paper's code has neither baseline nor normalization).
     """
 
+    algorithm_name: ClassVar[str] = "subpo"
+
     agent: str = "M"
     estimator: str = "actor_critic"
     num_envs: int = 64
@@ -558,7 +560,7 @@ def make_train(config: SubPOConfig, env: Any, env_params: Any) -> Trainer:
             metrics["explained_variance"] = explained_variance(trajectory.value, exp.targets)
         return new_state, metrics
 
-    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params)
+    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params, type(config).algorithm_name)
 
 
 # ----------------------------------------------------------------------------------------------------------------
