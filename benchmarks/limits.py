@@ -25,7 +25,9 @@ from flax import nnx
 
 from benchmarks.common import machine, time_ppo, write_json
 from purejaxpo import make_env
-from purejaxpo.algorithms import common, ppo
+from purejaxpo.algorithms import ppo
+from purejaxpo.networks.actor_critic import actor_critic_for
+from purejaxpo.spaces import policy_spec
 from purejaxpo.rollout import init_env_carry, rollout
 
 
@@ -41,11 +43,11 @@ def timed(fn, *args) -> tuple[float, float]:
 def scan_rollouts(num_seeds: int, iterations: int, acting: bool) -> dict:
     env, env_params = make_env("CartPole-v1")
     config = ppo.PPOConfig()
-    spec = common.policy_spec(env, env_params)
-    graphdef, _ = nnx.split(common.build_actor_critic(config, spec, jax.random.key(0)))
+    spec = policy_spec(env, env_params)
+    graphdef, _ = nnx.split(actor_critic_for(config, spec, jax.random.key(0)))
 
     def one_seed(key):
-        _, params = nnx.split(common.build_actor_critic(config, spec, key))
+        _, params = nnx.split(actor_critic_for(config, spec, key))
         model = nnx.merge(graphdef, params)
 
         def policy_step(obs, k):

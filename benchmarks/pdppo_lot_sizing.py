@@ -12,7 +12,7 @@ Why ReLU for PPO: the observation is raw inventory (0-100), which saturates a ta
 orthogonal init; a first run with a tanh PPO barely left the random policy in 40k steps (-11.8k vs random
 -12.8k) while a ReLU PPO reached about -3.3k (2 seeds), so a tanh PPO would measure the activation, not PDPPO.
 
-Metrics follow the reference ``generate_tables.py`` (spec §6): the curve logged every 4,000 env steps is the
+Metrics follow the reference ``generate_tables.py``: the curve logged every 4,000 env steps is the
 mean return of the episodes completed in that block (40 episodes at 4 envs × 100 steps); per run, *max
 reward* is the curve's maximum and *cumulative reward* its sum (AUC); both are reported as mean ± std over
 runs with a Welch t-test PDPPO vs PPO. Also env-steps/s (compile timed apart), the uniform random policy's
@@ -44,11 +44,11 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS, machine, write_json  # noqa: E402
-from envs.lot_sizing import make_lot_sizing  # noqa: E402
+from purejaxpo.envs.lot_sizing import make_lot_sizing  # noqa: E402
 from purejaxpo.algorithms import pdppo, ppo  # noqa: E402
 from purejaxpo.rollout import evaluate  # noqa: E402
 
-REFERENCE_LOG_1M = {"pdppo": -2700.0, "ppo": -3600.0}  # spec §6: reference repo log, 15×5, run 1, at 1M steps
+REFERENCE_LOG_1M = {"pdppo": -2700.0, "ppo": -3600.0}  # the reference repo's log (leokan92/pdppo), 15×5, run 1, at 1M steps
 
 
 def configs(total_timesteps: int) -> dict[str, tuple[Any, Any, Any]]:

@@ -1,10 +1,10 @@
-"""PolicyFlow vs Gaussian PPO on MultiGoal (spec ``shared/specs/policyflow.md`` §5.1, §6).
+"""PolicyFlow vs Gaussian PPO on MultiGoal (the paper's MultiGoal experiment, arXiv:2602.01156).
 
 For each algorithm, ``--seeds`` seeds are trained vmapped in one jitted call; then, per seed, 1000 trajectories
 of 50 steps start at the origin. Reported per seed and as mean ± std over seeds:
 
 - ``coverage``: goals receiving at least ``--min-mass`` (default 2%) of the 1000 first actions, each first action
-  assigned to the goal direction with the largest cosine (spec §5.1 [P] metric);
+  assigned to the goal direction with the largest cosine ([P] metric);
 - ``goal_entropy``: entropy of that 6-bin histogram divided by log 6 (1 = uniform over goals);
 - ``strict_coverage``: the same count using only first actions with ‖a‖ ≥ 3 and cos ≥ cos(π/6) (a stricter
   third-party harness; with 6 goals the cosine condition always holds, so only the norm filters);
@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from benchmarks.common import RESULTS, machine, write_json
-from envs import multigoal
+from purejaxpo.envs import multigoal
 from purejaxpo import make_env
 from purejaxpo.algorithms import policyflow, ppo
 

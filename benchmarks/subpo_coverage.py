@@ -5,12 +5,12 @@
 For each world, every agent trains ``--seeds`` seeds in one vmapped, jitted call; afterwards each seed's policy
 is evaluated on ``--eval-episodes`` sampled trajectories and on its mode (most likely action). ``F(τ)`` is
 reported raw and normalized by the best ``F`` a greedy planner that knows the map finds
-(:func:`purejaxpo.algorithms.subpo.greedy_oracle`, best over lookaheads 1..3), next to a uniform random policy.
+(:func:`purejaxpo.algorithms.planning.greedy_oracle`, best over lookaheads 1..3), next to a uniform random policy.
 
 Worlds (defaults; the paper's are 30×30 with 500 trajectories × 140–150 epochs, cut here to fit a few CPU
 minutes): ``coverage`` = ``Coverage-v0`` with GP weights (the paper's "GP" config: H = 40, 2×2 discs) and
 ``entropy`` = ``InformativePath-v0`` (GP log-det information, H = 40), both ``--size``×``--size`` from cell 34.
-The paper's claim [spec §6]: SubPO beats modular RL and approaches the greedy constant-factor guarantee.
+The paper's claim: SubPO beats modular RL and approaches the greedy constant-factor guarantee.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import RESULTS, machine, write_json
-from envs.submodular_worlds import make_coverage, make_informative_path
+from purejaxpo.envs.submodular_worlds import make_coverage, make_informative_path
 from purejaxpo.algorithms import subpo
+from purejaxpo.envs import submodular_planning as planning
 
 AGENTS = {  # label -> (agent, estimator)
     "SubPO-M": ("M", "actor_critic"),
@@ -65,9 +66,9 @@ def run_agent(label: str, env: Any, params: Any, args: argparse.Namespace, oracl
     run_s = time.perf_counter() - start
 
     def evaluate(state: Any, key: jax.Array, deterministic: bool) -> tuple[jax.Array, jax.Array]:
-        policy = subpo.trained_policy(trainer, state, deterministic)
+        policy = planning.trained_policy(trainer, state, deterministic)
         num = 1 if deterministic else args.eval_episodes
-        return subpo.episode_rollout(trainer.env, params, policy, key, num, steps)
+        return planning.episode_rollout(trainer.env, params, policy, key, num, steps)
 
     eval_keys = jax.random.split(jax.random.key(args.seed + 1), args.seeds)
     sampled, cells = jax.jit(jax.vmap(lambda s, k: evaluate(s, k, False)))(states, eval_keys)  # [S, E], [S, H, E]
@@ -97,7 +98,7 @@ def run_agent(label: str, env: Any, params: Any, args: argparse.Namespace, oracl
 
 def draw_maps(worlds: dict[str, dict], path: str) -> None:
     """One row per world: the oracle's path, then a few sampled paths of each agent's seed 0, on the value map."""
-    from envs.rendering import new_figure, save_figure
+    from purejaxpo.envs.rendering import new_figure, save_figure
 
     labels = ["greedy oracle"] + list(next(iter(worlds.values()))["paths"])
     ncols, nrows = len(labels), len(worlds)
@@ -122,7 +123,7 @@ def draw_maps(worlds: dict[str, dict], path: str) -> None:
 
 
 def draw_curves(worlds: dict[str, dict], updates_steps: np.ndarray, path: str) -> None:
-    from envs.rendering import new_figure, save_figure
+    from purejaxpo.envs.rendering import new_figure, save_figure
 
     fig, _ = new_figure(5.0 * len(worlds), 3.6)
     fig.clear()
@@ -163,10 +164,10 @@ def main() -> None:
     worlds: dict[str, dict] = {}
     for name in (w.strip() for w in args.worlds.split(",") if w.strip()):
         env, params = make_world(name, args.size, args.horizon)
-        oracles = {L: float(subpo.greedy_oracle(env, params, L)[0]) for L in (1, 2, 3)}
+        oracles = {L: float(planning.greedy_oracle(env, params, L)[0]) for L in (1, 2, 3)}
         best = max(oracles, key=oracles.get)
-        oracle_cells = np.asarray(subpo.greedy_oracle(env, params, best)[1])
-        random_f, _ = subpo.episode_rollout(env, params, subpo.random_policy(5), jax.random.key(0), 1024,
+        oracle_cells = np.asarray(planning.greedy_oracle(env, params, best)[1])
+        random_f, _ = planning.episode_rollout(env, params, planning.random_policy(5), jax.random.key(0), 1024,
                                             params.horizon - 1)
         world = {"oracle": oracles[best], "oracle_by_lookahead": oracles, "random": float(jnp.mean(random_f)),
                  "value_map": env.objective.value_map(params.data).reshape(args.size, args.size),

@@ -1,24 +1,24 @@
-"""purejaxpo's own JAX environments (gymnax 1.x step API), registered with :func:`purejaxpo.make_env`.
+"""purejaxpo's own JAX environments (gymnax 1.x step API), installed as ``purejaxpo.envs`` (the repo keeps them in
+its top-level ``envs/`` folder) and reached through :func:`purejaxpo.make_env`, which reads :data:`ENV_FACTORIES`
+on first use. This package never imports :mod:`purejaxpo.environments` (no import circle).
 
 Every factory returns ``(env, env_params)``; keyword arguments pick instances and variants.
 
 | name | module | paper |
 |---|---|---|
-| ``LotSizing-v0`` | :mod:`envs.lot_sizing` | PDPPO (stochastic lot sizing, post-decision states) |
-| ``FrozenLakeStochastic-v0`` | :mod:`envs.frozen_lake_stochastic` | PDPPO (slippery lake, post-decision states) |
-| ``MultiGoal-v0`` | :mod:`envs.multigoal` | PolicyFlow (6-goal double integrator) |
+| ``LotSizing-v0`` | :mod:`purejaxpo.envs.lot_sizing` | PDPPO (stochastic lot sizing, post-decision states) |
+| ``FrozenLakeStochastic-v0`` | :mod:`purejaxpo.envs.frozen_lake_stochastic` | PDPPO (slippery lake, post-decision states) |
+| ``MultiGoal-v0`` | :mod:`purejaxpo.envs.multigoal` | PolicyFlow (6-goal double integrator) |
 | ``Coverage-v0``, ``InformativePath-v0``, ``SteinerCovering-v0``, ``FacilityLocation-v0`` |
-  :mod:`envs.submodular_worlds` | SubPO (submodular grid worlds) |
+  :mod:`purejaxpo.envs.submodular_worlds` | SubPO (submodular grid worlds) |
 """
 
 from __future__ import annotations
 
-from purejaxpo.environments import register_env
-
-from envs.frozen_lake_stochastic import FrozenLakeStochastic, make_frozen_lake
-from envs.lot_sizing import LotSizing, generate_instance, load_setting, make_lot_sizing
-from envs.multigoal import MultiGoal, make_multigoal
-from envs.submodular_worlds import (
+from purejaxpo.envs.frozen_lake_stochastic import FrozenLakeStochastic, make_frozen_lake
+from purejaxpo.envs.lot_sizing import LotSizing, generate_instance, load_setting, make_lot_sizing
+from purejaxpo.envs.multigoal import MultiGoal, make_multigoal
+from purejaxpo.envs.submodular_worlds import (
     SubmodularGridWorld,
     make_coverage,
     make_facility_location,
@@ -35,9 +35,6 @@ ENV_FACTORIES = {
     "SteinerCovering-v0": (make_steiner_covering, "SubPO grid world, reward = marginal truncated item coverage"),
     "FacilityLocation-v0": (make_facility_location, "grid world, reward = marginal facility-location value"),
 }
-
-for _name, (_factory, _description) in ENV_FACTORIES.items():
-    register_env(_name, _factory, description=_description)
 
 __all__ = [
     "ENV_FACTORIES",

@@ -25,7 +25,7 @@ Monte-Carlo returns there without bootstrapping; ``truncated`` is also set at th
 machine ``m`` can make.
 
 Observation (float32): ``x [I]`` (the paper's default, ``observe_setups=False``), or ``[x, σ] [I+M]`` with
-``observe_setups=True`` [P: the option the spec proposes; the reference code has the setup part commented out].
+``observe_setups=True`` [P: our proposal; the reference code has the setup part commented out].
 
 [P] choices (our reading): demand is drawn per step instead of a whole ``[I, T+1]`` scenario per episode (same
 law, draws are i.i.d.); machines are applied with a one-hot sum instead of a sequential loop (the inventory
@@ -79,7 +79,7 @@ class LotSizingParams(environment.EnvParams):
 
 def _data_dir() -> Any:
     """The shipped ``envs/data/lot_sizing`` folder as an ``importlib.resources`` Traversable."""
-    return importlib.resources.files("envs").joinpath("data").joinpath("lot_sizing")
+    return importlib.resources.files("purejaxpo.envs").joinpath("data").joinpath("lot_sizing")
 
 
 def available_settings() -> list[str]:

@@ -177,7 +177,7 @@ def render(
         the episode is kept, what follows the auto-reset is dropped).
       first_actions: optional ``[B, 2]`` first-step actions, drawn as a second panel.
     """
-    from envs.rendering import new_figure, save_figure
+    from purejaxpo.envs.rendering import new_figure, save_figure
 
     params = MultiGoalParams() if params is None else params
     xy = np.asarray(trajectories, np.float64)[..., :2]

@@ -1,7 +1,7 @@
 """Grid worlds whose value is a monotone submodular function of the set of visited cells (SubRL / SubPO).
 
 Paper: Prajapat et al., "Submodular Reinforcement Learning", ICLR 2024 (arXiv:2307.13372); dynamics from
-``utils/environment.py`` of github.com/manish-pra/non-additive-RL (spec ``subpo.md`` §2.4, §5).
+``utils/environment.py`` of github.com/manish-pra/non-additive-RL (§5).
 
 Grid ``nrows × ncols``, cell ``n = row·ncols + col``. Actions [C]: 0 stay, 1 col+1, 2 row+1, 3 col−1, 4 row−1;
 moves off the grid or through a wall leave the cell unchanged. With ``stochasticity = p`` the action is replaced
@@ -19,7 +19,7 @@ The state keeps the visited set ``τ`` and a summary of it; each step reports
 - ``info["modular_objective"]`` the running modular value ``Σ_{j≤t} m(s_j)`` of the trajectory with
   multiplicity, ``s_0`` included (the SRL baseline's "F", used by SubPO's greedy-prefix estimator).
 
-Objectives (:mod:`purejaxpo.primitives.submodular` holds the set functions):
+Objectives (:mod:`purejaxpo.envs.set_functions` holds the set functions):
 
 - ``Coverage-v0``: weighted coverage ``F(τ) = Σ_{n ∈ ∪ D(s)} w(n)`` with the 2×2 ("small") or 3×3 ("large")
   disc ``D(s)`` [C]; weights ``constant`` [C], ``bimodal`` [C], ``linear`` [C] or ``gp`` (a GP sample; our
@@ -53,7 +53,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from purejaxpo.primitives import submodular as sm
+from purejaxpo.envs import set_functions as sm
 
 NUM_ACTIONS = 5
 # (d_row, d_col) for stay, col+1, row+1, col−1, row−1.
@@ -117,7 +117,7 @@ class Coverage:
 
 
 class Information:
-    """GP log-det information. Running summary: a :class:`~purejaxpo.primitives.submodular.LogDetCache`."""
+    """GP log-det information. Running summary: a :class:`~purejaxpo.envs.set_functions.LogDetCache`."""
 
     name = "information"
 
@@ -288,7 +288,7 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
     def render(self, params: SubmodularParams, cells: Any, path: str | os.PathLike, title: str | None = None) -> str:
         """Draw the objective's value map with the visited cells and paths (``cells [T]`` or ``[B, T]`` cell
         indices, e.g. ``state.pos`` stacked over an episode) to a PNG; returns the path. Host-side."""
-        from envs.rendering import draw_grid_paths
+        from purejaxpo.envs.rendering import draw_grid_paths
 
         value_map = self.objective.value_map(params.data).reshape(self.nrows, self.ncols)
         return draw_grid_paths(value_map, np.asarray(cells), path, title=title or self.name)

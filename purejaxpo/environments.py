@@ -8,15 +8,15 @@ Every environment returned here follows the gymnax 1.x API:
   truncated episodes).
 - ``observation_space(params)`` and ``action_space(params)``.
 
-Names resolve in this order: our own registry (``register_env``; the top-level ``envs`` package registers
-into it on first use), gymnax's registered ids (``CartPole-v1``, ``Breakout-MinAtar``, ...) and brax's
-(``brax/hopper`` or plain ``hopper``), wrapped by :class:`purejaxpo.brax_wrapper.BraxGymnaxWrapper`.
+Names resolve in this order: environments registered with :func:`register_env`, our own
+(:data:`purejaxpo.envs.ENV_FACTORIES`, imported on first use), gymnax's registered ids (``CartPole-v1``,
+``Breakout-MinAtar``, ...) and brax's (``brax/hopper`` or plain ``hopper``), wrapped by
+:class:`purejaxpo.brax_wrapper.BraxGymnaxWrapper`.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -33,7 +33,6 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
-_PLUGINS_LOADED = False
 # Brax names, listed statically so that `list_envs` does not import brax (slow, noisy) just to list them.
 BRAX_ENV_NAMES = (
     "ant", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_double_pendulum",
@@ -48,24 +47,17 @@ def register_env(name: str, factory: EnvFactory, *, description: str = "", overw
     _REGISTRY[name] = EnvSpec(name, factory, description)
 
 
-def _load_plugins() -> None:
-    """Import the top-level ``envs`` package once, which registers our own environments."""
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
-        return
-    _PLUGINS_LOADED = True
-    try:
-        importlib.import_module("envs")
-    except ModuleNotFoundError as err:  # the package is optional only if it is genuinely absent
-        if err.name != "envs":
-            raise
+def _builtin() -> dict[str, tuple[EnvFactory, str]]:
+    """Our own environments, ``name -> (factory, description)`` (imports :mod:`purejaxpo.envs`)."""
+    from purejaxpo.envs import ENV_FACTORIES
+
+    return ENV_FACTORIES
 
 
 def list_envs() -> dict[str, list[str]]:
     """All names :func:`make_env` accepts, grouped by source."""
-    _load_plugins()
     return {
-        "purejaxpo": sorted(_REGISTRY),
+        "purejaxpo": sorted(set(_REGISTRY) | set(_builtin())),
         "gymnax": list(gymnax.registered_envs),
         "brax": [f"brax/{n}" for n in BRAX_ENV_NAMES],
     }
@@ -82,9 +74,10 @@ def make_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
     """
     if not isinstance(name, str):
         raise TypeError(f"environment name must be a string, got {type(name).__name__}")
-    _load_plugins()
     if name in _REGISTRY:
         return _REGISTRY[name].factory(**kwargs)
+    if name in _builtin():
+        return _builtin()[name][0](**kwargs)
     if name in gymnax.registered_envs:
         env, params = gymnax.make(name, **kwargs)
         return env, params

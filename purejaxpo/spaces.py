@@ -12,6 +12,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 from gymnax.environments import spaces as gymnax_spaces
 
 ActionKind = Literal["discrete", "multi_discrete", "continuous"]
@@ -67,3 +68,43 @@ def box_bounds(space: gymnax_spaces.Box, shape: tuple[int, ...]) -> tuple[jax.Ar
     low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), shape)
     high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), shape)
     return low, high
+
+
+@struct.dataclass
+class PolicySpec:
+    """Static facts about an env's spaces that networks and action conversion need.
+
+    ``kind`` is :func:`action_kind`; ``action_dim`` is the number of actions (discrete), of sub-actions
+    (multi-discrete) or of action dimensions (continuous); ``low``/``high`` ``[action_dim]`` bound a continuous
+    action; ``scalar_action`` marks a ``Box`` of shape ``()`` (the env takes a scalar, the policy a ``[1]`` vector).
+    """
+
+    obs_shape: tuple[int, ...] = struct.field(pytree_node=False)
+    kind: str = struct.field(pytree_node=False)
+    action_dim: int = struct.field(pytree_node=False)
+    num_categories: int = struct.field(pytree_node=False)
+    low: Any = None
+    high: Any = None
+    scalar_action: bool = struct.field(pytree_node=False, default=False)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """The shape of one raw policy action: ``()`` discrete, ``[M]`` multi-discrete, ``[D]`` continuous."""
+        return () if self.kind == "discrete" else (self.action_dim,)
+
+
+def policy_spec(env: Any, env_params: Any) -> PolicySpec:
+    """The :class:`PolicySpec` of ``env``; ``ValueError`` for action spaces no policy here can act in."""
+    obs_space = env.observation_space(env_params)
+    act_space = env.action_space(env_params)
+    kind = action_kind(act_space)
+    if kind == "discrete":
+        return PolicySpec(tuple(obs_space.shape), kind, int(act_space.n), 0)
+    if kind == "multi_discrete":
+        return PolicySpec(tuple(obs_space.shape), kind, act_space.shape[0], act_space.num_categories)
+    shape = tuple(act_space.shape)
+    if len(shape) > 1:
+        raise ValueError(f"continuous actions must be a vector Box, got action shape {shape}")
+    dim = shape[0] if shape else 1
+    low, high = box_bounds(act_space, (dim,))
+    return PolicySpec(tuple(obs_space.shape), kind, dim, 0, low, high, scalar_action=not shape)

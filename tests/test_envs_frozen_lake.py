@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.frozen_lake_stochastic import (
+from purejaxpo.envs.frozen_lake_stochastic import (
     MAPS,
     FrozenLakeState,
     generate_random_map,
     make_frozen_lake,
     map_of,
 )
-from envs.testing import check_contract, check_episode_end, random_rollout
+from purejaxpo.envs.testing import check_contract, check_episode_end, random_rollout
 from purejaxpo.environments import make_env
 
 LEFT, DOWN, RIGHT, UP = 0, 1, 2, 3

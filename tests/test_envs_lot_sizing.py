@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.lot_sizing import (
+from purejaxpo.envs.lot_sizing import (
     LotSizing,
     LotSizingState,
     available_settings,
@@ -19,7 +19,7 @@ from envs.lot_sizing import (
     make_lot_sizing,
     params_from_setting,
 )
-from envs.testing import check_contract, check_episode_end, random_rollout
+from purejaxpo.envs.testing import check_contract, check_episode_end, random_rollout
 from purejaxpo.environments import make_env
 from purejaxpo.spaces import MultiDiscrete
 
@@ -71,7 +71,7 @@ def numpy_step(inventory, setup, action, demand, s: dict) -> tuple[np.ndarray, n
 
 
 def test_setting_ships_as_package_data():
-    resource = importlib.resources.files("envs").joinpath("data").joinpath("lot_sizing").joinpath(
+    resource = importlib.resources.files("purejaxpo.envs").joinpath("data").joinpath("lot_sizing").joinpath(
         f"setting_{SETTING}.json")
     assert resource.is_file()
     setting = load_setting(SETTING)

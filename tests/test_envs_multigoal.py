@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.multigoal import MultiGoalParams, MultiGoalState, goal_positions, make_multigoal, render, rollout
-from envs.testing import check_contract, check_episode_end, random_rollout
+from purejaxpo.envs.multigoal import MultiGoalParams, MultiGoalState, goal_positions, make_multigoal, render, rollout
+from purejaxpo.envs.testing import check_contract, check_episode_end, random_rollout
 from purejaxpo.environments import make_env
 
 

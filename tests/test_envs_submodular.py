@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.submodular_worlds import (
+from purejaxpo.envs.submodular_worlds import (
     FacilityData,
     FacilityLocation,
     Information,
@@ -22,9 +22,9 @@ from envs.submodular_worlds import (
     make_steiner_covering,
     transition_table,
 )
-from envs.testing import check_contract, check_episode_end, random_rollout
+from purejaxpo.envs.testing import check_contract, check_episode_end, random_rollout
 from purejaxpo.environments import make_env
-from purejaxpo.primitives import submodular as sm
+from purejaxpo.envs import set_functions as sm
 
 STAY, RIGHT, DOWN, LEFT, UP = 0, 1, 2, 3, 4
 NAMES = ("Coverage-v0", "InformativePath-v0", "SteinerCovering-v0", "FacilityLocation-v0")

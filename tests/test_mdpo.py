@@ -15,13 +15,9 @@ from purejaxpo import experiment, make_env
 from purejaxpo.algorithms import mdpo, mdpo_off
 from purejaxpo.algorithms.registry import get_algorithm
 from purejaxpo.networks.actor_critic import ActorCritic
-from purejaxpo.primitives.mdpo import (
-    mdpo_off_actor_loss,
-    mdpo_on_loss,
-    mdpo_step_size,
-    sac_actor_loss,
-    squashed_gaussian_log_prob,
-)
+from purejaxpo.networks.distributions import from_parameters, parameters
+from purejaxpo.networks.squashed_gaussian import Critic, SquashedGaussianActor, squashed_log_prob
+from purejaxpo.primitives.mdpo import mdpo_off_actor_loss, mdpo_on_loss, mdpo_step_size, sac_actor_loss
 
 warnings.filterwarnings("ignore", message="total_timesteps=.*is not a multiple")
 
@@ -63,40 +59,50 @@ def test_off_actor_loss_hand_worked_and_sac_reduction():
         np.testing.assert_allclose(mdpo_off_actor_loss(lp, lp, q, c, 0.2), sac_actor_loss(lp, q, 0.2), rtol=1e-6)
 
 
-def test_squashed_log_prob_matches_distrax(rng):
-    mean = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
-    log_std = jnp.asarray(rng.normal(scale=0.3, size=(5, 3)), jnp.float32)
-    pre_tanh = jnp.asarray(rng.normal(scale=0.8, size=(5, 3)), jnp.float32)
+def test_squashed_log_prob_matches_numpy_and_distrax(rng):
+    mean = rng.normal(size=(5, 3)).astype(np.float32)
+    log_std = rng.normal(scale=0.3, size=(5, 3)).astype(np.float32)
+    pre_tanh = rng.normal(scale=0.8, size=(5, 3)).astype(np.float32)
+    # NumPy reference: Σ_d [log N(u_d; μ_d, σ_d²) − log(1 − tanh(u_d)²)]
+    std = np.exp(log_std.astype(np.float64))
+    gauss = -0.5 * ((pre_tanh - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+    expected = np.sum(gauss - np.log(1.0 - np.tanh(pre_tanh.astype(np.float64)) ** 2), axis=-1)
+    ours = run_three_ways(squashed_log_prob, jnp.asarray(pre_tanh), jnp.asarray(mean), jnp.asarray(log_std))
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
     reference = distrax.Transformed(
         distrax.MultivariateNormalDiag(mean, jnp.exp(log_std)), distrax.Block(distrax.Tanh(), ndims=1)
     ).log_prob(jnp.tanh(pre_tanh))
-    ours = run_three_ways(squashed_gaussian_log_prob, pre_tanh, mean, log_std)
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4)
     # stable for saturated actions (|u| = 30: tanh(u) rounds to ±1, log(1 − tanh²) would be −inf)
-    assert np.isfinite(squashed_gaussian_log_prob(jnp.full((1, 2), 30.0), jnp.zeros((1, 2)), jnp.zeros((1, 2)))).all()
+    assert np.isfinite(squashed_log_prob(jnp.full((1, 2), 30.0), jnp.zeros((1, 2)), jnp.zeros((1, 2)))).all()
+
+
+def _numpy_kl(kind, new, old):
+    """Closed-form KL(new ‖ old) in float64 NumPy: Σ p (log p − log q), or the diagonal-Gaussian formula."""
+    if kind == "continuous":
+        mp, sp, mq, sq = new["loc"], new["scale_diag"], old["loc"], old["scale_diag"]
+        return np.sum(np.log(sq / sp) + (sp**2 + (mp - mq) ** 2) / (2 * sq**2) - 0.5, axis=-1)
+    lp = new["logits"] - np.log(np.sum(np.exp(new["logits"]), -1, keepdims=True))
+    lq = old["logits"] - np.log(np.sum(np.exp(old["logits"]), -1, keepdims=True))
+    kl = np.sum(np.exp(lp) * (lp - lq), axis=-1)
+    return kl.sum(-1) if kind == "multi_discrete" else kl
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete", "multi_discrete"])
-def test_closed_form_kl_matches_distrax_and_direction(kind, rng):
-    """``KL(π_new ‖ π_old)`` equals distrax's KL with the *new* policy first (spec §2.1), and differs from the
-    reverse direction on this example."""
+def test_policy_kl_matches_closed_form_and_direction(kind, rng):
+    """MDPO's ``KL(π_new ‖ π_old)`` (distrax's, from stored parameters) equals the closed form with the *new*
+    policy first, and differs from the reverse direction on this example."""
     if kind == "continuous":
-        new = {"mean": rng.normal(size=(4, 2)), "log_std": rng.normal(scale=0.5, size=(4, 2))}
-        old = {"mean": rng.normal(size=(4, 2)), "log_std": rng.normal(scale=0.5, size=(4, 2))}
-        make = lambda d: distrax.MultivariateNormalDiag(d["mean"], np.exp(d["log_std"]))
+        make = lambda: {"loc": rng.normal(size=(4, 2)), "scale_diag": np.exp(rng.normal(scale=0.5, size=(4, 2)))}
     else:
         shape = (4, 3) if kind == "discrete" else (4, 2, 3)
-        new, old = {"logits": rng.normal(size=shape)}, {"logits": rng.normal(size=shape)}
-        make = lambda d: (distrax.Categorical(logits=d["logits"]) if kind == "discrete"
-                          else distrax.Independent(distrax.Categorical(logits=d["logits"]), 1))
-    new = {k: jnp.asarray(v, jnp.float32) for k, v in new.items()}
-    old = {k: jnp.asarray(v, jnp.float32) for k, v in old.items()}
-    ours = mdpo.closed_form_kl(new, old, kind)
-    np.testing.assert_allclose(ours, make(new).kl_divergence(make(old)), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(ours, make(old).kl_divergence(make(new)), rtol=1e-3)
-    # distribution_params round-trips the distribution the network builds
-    np.testing.assert_allclose(mdpo.closed_form_kl(mdpo.distribution_params(make(new), kind), old, kind), ours,
-                               rtol=1e-5, atol=1e-6)
+        make = lambda: {"logits": rng.normal(size=shape)}
+    new, old = make(), make()
+    as32 = lambda d: {k: jnp.asarray(v, jnp.float32) for k, v in d.items()}
+    new_dist, old_dist = from_parameters(kind, as32(new)), from_parameters(kind, as32(old))
+    ours = new_dist.kl_divergence(from_parameters(kind, parameters(old_dist)))  # round trip through parameters()
+    np.testing.assert_allclose(ours, _numpy_kl(kind, new, old), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(ours, _numpy_kl(kind, old, new), rtol=1e-3)
 
 
 def _model_and_batch(kind: str, rng):
@@ -108,7 +114,7 @@ def _model_and_batch(kind: str, rng):
     dist = model.distribution(obs)
     action, log_prob = dist.sample_and_log_prob(seed=jax.random.key(2))
     adv = jnp.asarray(rng.normal(size=(32,)), jnp.float32)
-    batch = mdpo.MDPOBatch(obs, action, log_prob, jnp.zeros(32), adv, jnp.zeros(32), mdpo.distribution_params(dist, kind))
+    batch = mdpo.MDPOBatch(obs, action, log_prob, jnp.zeros(32), adv, jnp.zeros(32), parameters(dist))
     return model, batch
 
 
@@ -126,11 +132,12 @@ def test_kl_term_zero_at_theta_k(kind, rng):
     np.testing.assert_allclose(aux["kl"], 0.0, atol=1e-6)
     np.testing.assert_allclose(value, -jnp.mean(batch.advantages), rtol=1e-5)
     pg = jax.grad(lambda p: -jnp.mean(batch.advantages * nnx.merge(graphdef, p).distribution(batch.obs).log_prob(batch.action)))(params)
-    kl_grad = jax.grad(lambda p: mdpo.closed_form_kl(
-        mdpo.distribution_params(nnx.merge(graphdef, p).distribution(batch.obs), kind), batch.old_dist, kind).mean())(params)
+    kl_grad = jax.grad(lambda p: nnx.merge(graphdef, p).distribution(batch.obs).kl_divergence(
+        from_parameters(kind, batch.old_dist)).mean())(params)
     for g, ref, k in zip(jax.tree.leaves(grads), jax.tree.leaves(pg), jax.tree.leaves(kl_grad)):
-        np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(k, 0.0, atol=1e-6)
+        # the loss weighs the KL by 1/t = 100, so its float32 gradient round-off (|k| < 1e-7) shows up ×100
+        np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-5)
     # away from θ_k the KL is positive and weighted by 1/t
     moved = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
     (_, aux1) = loss(moved, 1.0)
@@ -141,8 +148,8 @@ def test_kl_term_zero_at_theta_k(kind, rng):
 def test_off_policy_m1_gradient_is_sac_in_expectation():
     """With π_θk = π_θ (m = 1), ∇L_MDPO − ∇L_SAC = (c_KL − λ) · E[∇_θ log π_θ(a)|_{a fixed}] exactly, and that
     score term has zero mean, so the two actor gradients agree in expectation (spec §6, sanity check 3)."""
-    actor = mdpo_off.SquashedGaussianActor(3, 1, (16, 16), "relu", rngs=nnx.Rngs(params=jax.random.key(0)))
-    q = mdpo_off.Critic(4, (16, 16), "relu", rngs=nnx.Rngs(params=jax.random.key(1)))
+    actor = SquashedGaussianActor(3, 1, (16, 16), "relu", rngs=nnx.Rngs(params=jax.random.key(0)))
+    q = Critic(4, (16, 16), "relu", rngs=nnx.Rngs(params=jax.random.key(1)))
     a_def, a_params = nnx.split(actor)
     q_def, q_params = nnx.split(q)
     graphdefs = {"actor": a_def, "q": q_def}
@@ -159,7 +166,7 @@ def test_off_policy_m1_gradient_is_sac_in_expectation():
         mean, log_std = nnx.merge(a_def, p)(obs)
         m0, s0 = nnx.merge(a_def, a_params)(obs)
         pre = jax.lax.stop_gradient(m0 + jnp.exp(s0) * jax.random.normal(key, m0.shape))
-        return jnp.mean(squashed_gaussian_log_prob(pre, mean, log_std))
+        return jnp.mean(squashed_log_prob(pre, mean, log_std))
 
     score = jax.grad(score_term_same_noise)(a_params)
     for gm, gs, sc in zip(jax.tree.leaves(g_mdpo), jax.tree.leaves(g_sac), jax.tree.leaves(score)):
@@ -186,8 +193,11 @@ def test_config_and_hparam_errors():
         mdpo.MDPOHParams(step_size=0.0)
     with pytest.raises(ValueError, match="train_freq"):
         mdpo_off.MDPOOffConfig(steps_per_update=10, train_freq=3, total_timesteps=100)
-    with pytest.raises(ValueError, match="smaller than one update"):
+    with pytest.raises(ValueError, match="leaves no update after the warm-up"):
         mdpo_off.SACConfig(steps_per_update=1000, total_timesteps=100)
+    # learning_starts at or above the budget would train with no gradient step: refused before anything runs
+    with pytest.raises(ValueError, match="learning_starts=20000"):
+        mdpo_off.SACConfig(steps_per_update=1000, total_timesteps=20_000, learning_starts=20_000)
     with pytest.raises(ValueError, match="learning_starts"):
         mdpo_off.SACConfig(learning_starts=-1)
     with pytest.raises(ValueError, match="kl_coef"):
@@ -196,7 +206,7 @@ def test_config_and_hparam_errors():
         mdpo_off.OffPolicyHParams(tau=1.5)
     env, env_params = make_env("CartPole-v1")
     with pytest.raises(ValueError, match="continuous"):
-        mdpo_off.make_train(mdpo_off.SACConfig(steps_per_update=10, total_timesteps=100), env, env_params)
+        mdpo_off.make_train(mdpo_off.SACConfig(steps_per_update=10, total_timesteps=100, learning_starts=0), env, env_params)
     with pytest.raises(ValueError, match="continuous actions only"):
         mdpo.make_train(mdpo.MDPOConfig(num_steps=64, total_timesteps=64, vf_minibatches=1, init_log_std=0.0), env, env_params)
 
@@ -261,7 +271,7 @@ def test_value_phase_moves_only_critic():
 # Off-policy trainer
 # ----------------------------------------------------------------------------------------------------------------
 
-SMALL_OFF = dict(steps_per_update=50, total_timesteps=200, learning_starts=50, train_batch_size=32, hidden_sizes=(16, 16))
+SMALL_OFF = dict(steps_per_update=50, total_timesteps=250, learning_starts=50, train_batch_size=32, hidden_sizes=(16, 16))
 
 
 @pytest.mark.parametrize("config_cls", [mdpo_off.MDPOOffConfig, mdpo_off.SACConfig])
@@ -273,15 +283,17 @@ def test_off_policy_train_runs(config_cls):
     state, metrics = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, mdpo_off.OffPolicyHParams())
     for name in ("episode_return", "episode_length", "episode_count", "env_steps", "nonfinite_steps", "loss"):
         assert metrics[name].shape == (2, 2), name
-    np.testing.assert_allclose(metrics["env_steps"][0], [100, 200])
-    # learning starts after 50 env steps = 25 vector steps: 25 + 50 gradient steps (1 per vector step after)
-    np.testing.assert_array_equal(state.grad_steps, [75, 75])
-    np.testing.assert_array_equal(state.buffer.size, [200, 200])  # capacity = min(buffer_size, total steps)
+    # init collects the 50 warm-up env steps (25 vector steps, no gradient step); then 2 updates of 100 env steps
+    np.testing.assert_allclose(metrics["env_steps"][0], [150, 250])
+    np.testing.assert_array_equal(metrics["gradient_steps"][0], [50, 100])  # 1 per vector step after the warm-up
+    np.testing.assert_array_equal(state.learner.grad_steps, [100, 100])
+    np.testing.assert_array_equal(state.buffer.size, [250, 250])  # capacity = min(buffer_size, total steps)
     assert np.all(np.isfinite(metrics["loss"][:, -1])) and np.all(np.asarray(metrics["nonfinite_steps"]) == 0)
     one = jax.tree.map(lambda x: x[0], state)
     if config_cls is mdpo_off.MDPOOffConfig:
-        # the old policy was last synced at gradient step 70 (m = 7), so it lags the current one
-        assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(one.old_actor), jax.tree.leaves(one.params["actor"])))
+        # the old policy was last synced at gradient step 98 (m = 7), so it lags the current one
+        learner = one.learner
+        assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(learner.old_actor), jax.tree.leaves(learner.params["actor"])))
     action = trainer.act(one, jnp.zeros((4, 3)), jax.random.key(1))
     assert action.shape == (4, 1) and np.all(np.abs(action) <= 2.0)
     det = trainer.act(one, jnp.zeros((4, 3)), jax.random.key(1), deterministic=True)
@@ -297,14 +309,15 @@ def test_off_policy_old_policy_sync():
     hp = mdpo_off.OffPolicyHParams(lr=1e-2)
     state = trainer.init(jax.random.key(0), hp)
     update = jax.jit(trainer.update)
-    same = lambda s: all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(s.old_actor), jax.tree.leaves(s.params["actor"])))
+    same = lambda s: all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(s.learner.old_actor),
+                                                              jax.tree.leaves(s.learner.params["actor"])))
     for _ in range(2):
         state, metrics = update(state, hp)
-        assert int(state.grad_steps) % 5 == 0 and same(state)
+        assert int(state.learner.grad_steps) % 5 == 0 and same(state)
     config4 = mdpo_off.MDPOOffConfig(steps_per_update=4, total_timesteps=20, learning_starts=0, train_batch_size=8,
                                      hidden_sizes=(8,), sgd_steps=5)
     state4, _ = jax.jit(mdpo_off.make_train(config4, env, env_params).update)(trainer.init(jax.random.key(0), hp), hp)
-    assert int(state4.grad_steps) == 4 and not same(state4)
+    assert int(state4.learner.grad_steps) == 4 and not same(state4)
 
 
 def test_off_policy_vmap_seed_equals_alone():

@@ -50,6 +50,18 @@ def test_actor_critic_shapes(kwargs, action_shape):
     assert value.shape == (7,) and log_prob.shape == (7,) and action.shape == (7,) + action_shape
     assert dist.entropy().shape == (7,)
     np.testing.assert_allclose(dist.log_prob(action), log_prob, rtol=1e-5)
+    # log-probabilities against NumPy closed forms from the network's own outputs
+    a = np.asarray(action)
+    if kwargs["action_kind"] == "continuous":
+        mean, std = np.asarray(dist.loc, np.float64), np.asarray(dist.scale_diag, np.float64)
+        np.testing.assert_allclose(std, np.exp(-0.5), rtol=1e-6)  # the state-independent init_log_std
+        ref = np.sum(-0.5 * ((a - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi), -1)
+    else:
+        logits = np.asarray(dist.distribution.logits if kwargs["action_kind"] == "multi_discrete" else dist.logits, np.float64)
+        log_p = logits - np.log(np.sum(np.exp(logits), -1, keepdims=True))
+        picked = np.take_along_axis(log_p, a[..., None].astype(int), -1)[..., 0]
+        ref = picked.sum(-1) if kwargs["action_kind"] == "multi_discrete" else picked
+    np.testing.assert_allclose(log_prob, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_cnn_torso_on_minatar_shaped_obs():
@@ -71,5 +83,13 @@ def test_to_env_action_bounds():
     raw = jnp.array([[-5.0], [0.0], [1.0]])
     np.testing.assert_allclose(distributions.to_env_action(raw, low, high, "clip"), [[-2.0], [0.0], [1.0]])
     np.testing.assert_allclose(distributions.to_env_action(raw, low, high, "tanh"), 2.0 * np.tanh(raw), rtol=1e-6)
+    # an asymmetric Box [0, 3] x [-1, 5]: tanh maps 0 to the centre and ±∞ to the bounds
+    low2, high2 = jnp.array([0.0, -1.0]), jnp.array([3.0, 5.0])
+    raw2 = jnp.array([[0.0, 0.0], [40.0, -40.0], [0.5, -0.25]])
+    expected = np.asarray(low2) + 0.5 * (np.tanh(np.asarray(raw2)) + 1.0) * np.asarray(high2 - low2)
+    out = distributions.to_env_action(raw2, low2, high2, "tanh")
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    np.testing.assert_allclose(out[0], [1.5, 2.0]) and np.testing.assert_allclose(out[1], [3.0, -1.0])
+    np.testing.assert_allclose(distributions.to_env_action(raw2 * 10, low2, high2, "clip"), [[0.0, 0.0], [3.0, -1.0], [3.0, -1.0]])
     with pytest.raises(ValueError, match="bounds"):
         distributions.to_env_action(raw, low, high, "sigmoid")

@@ -9,10 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.lot_sizing import LotSizing, make_lot_sizing
+from purejaxpo.envs.lot_sizing import LotSizing, make_lot_sizing
 from purejaxpo import experiment, make_env
 from purejaxpo.algorithms import pdppo
-from purejaxpo.algorithms.common import policy_spec
+from purejaxpo.envs import post_decision
+from purejaxpo.primitives import pdppo as pdppo_prims
+from purejaxpo.spaces import policy_spec
 from purejaxpo.algorithms.registry import get_algorithm
 from purejaxpo.primitives.losses import clipped_surrogate
 from purejaxpo.rollout import evaluate
@@ -40,7 +42,7 @@ GAMMA = 0.5
 def _window(terminated=(0, 1, 0, 0), truncated=(0, 0, 0, 0), final_value=(0.0, 0.0, 0.0, 0.0)):
     col = lambda xs, dtype=jnp.float32: jnp.asarray(xs, dtype)[:, None]  # [T, B=1]
     zeros = col([0.0] * 4)
-    return pdppo.RolloutData(
+    return pdppo_prims.RolloutData(
         obs=zeros[..., None], post_obs=zeros[..., None], action=zeros.astype(jnp.int32), log_prob=zeros[..., None],
         reward=col([-3.0, -5.0, -2.0, -4.0]), post_reward=col([-1.0, -2.0, 0.0, -1.0]),
         value=col([-3.0, -2.0, -4.0, -3.0]), post_value=col([-1.0, -2.5, -1.0, 0.0]), final_value=col(final_value),
@@ -49,7 +51,7 @@ def _window(terminated=(0, 1, 0, 0), truncated=(0, 0, 0, 0), final_value=(0.0, 0
 
 
 def _targets(data, **kw):
-    return pdppo.pdppo_targets(data, None, None, GAMMA, 0.95, **kw)
+    return pdppo_prims.pdppo_targets(data, None, None, GAMMA, 0.95, **kw)
 
 
 def test_dual_critic_monte_carlo_targets_and_max_advantage_hand_worked():
@@ -80,9 +82,9 @@ def test_combiner_and_critic_modes_hand_worked(kw, expected):
 
 def test_combine_advantages_elementwise_and_rejects_unknown():
     a, b = jnp.array([1.0, -2.0, 3.0]), jnp.array([0.0, 1.0, 5.0])
-    np.testing.assert_allclose(pdppo.combine_advantages(a, b, "max"), [1.0, 1.0, 5.0])
+    np.testing.assert_allclose(pdppo_prims.combine_advantages(a, b, "max"), [1.0, 1.0, 5.0])
     with pytest.raises(ValueError, match="combine_advantages"):
-        pdppo.combine_advantages(a, b, "mean")
+        pdppo_prims.combine_advantages(a, b, "mean")
 
 
 def test_gae_mode_bootstraps_each_critic_on_its_own_value_hand_worked():
@@ -92,7 +94,7 @@ def test_gae_mode_bootstraps_each_critic_on_its_own_value_hand_worked():
     #   post: δ0 = -1 + .5(-2.5) + 1 = -1.25; δ1 = -2 + 2.5 = 0.5 (cut: no post-decision state after truncation);
     #         δ2 = 0 + .5(0) + 1 = 1; δ3 = -1 + .5(-4) - 0 = -3
     data = _window(terminated=(0, 0, 0, 0), truncated=(0, 1, 0, 0), final_value=(0.0, -10.0, 0.0, 0.0))
-    out = pdppo.pdppo_targets(data, jnp.array([-6.0]), jnp.array([-4.0]), GAMMA, 0.0, target_mode="gae")
+    out = pdppo_prims.pdppo_targets(data, jnp.array([-6.0]), jnp.array([-4.0]), GAMMA, 0.0, target_mode="gae")
     np.testing.assert_allclose(out.adv_pre[:, 0], [0.0, -6.0, 0.5, -3.0])
     np.testing.assert_allclose(out.adv_post[:, 0], [-1.25, 0.5, 1.0, -3.0])
     np.testing.assert_allclose(out.advantages[:, 0], [0.0, 0.5, 1.0, -3.0])
@@ -102,7 +104,7 @@ def test_gae_mode_bootstraps_each_critic_on_its_own_value_hand_worked():
 def test_gae_with_lambda_one_is_monte_carlo_when_the_window_ends_an_episode():
     data = _window(terminated=(0, 1, 0, 1))
     mc = _targets(data)
-    gae = pdppo.pdppo_targets(data, jnp.array([123.0]), jnp.array([456.0]), GAMMA, 1.0, target_mode="gae")
+    gae = pdppo_prims.pdppo_targets(data, jnp.array([123.0]), jnp.array([456.0]), GAMMA, 1.0, target_mode="gae")
     for name in ("advantages", "pre_target", "post_target"):
         np.testing.assert_allclose(getattr(gae, name), getattr(mc, name), rtol=1e-6)
 
@@ -116,18 +118,18 @@ def test_sub_action_surrogate_hand_worked_and_reduces_to_ppo_clip():
     # two sub-actions with ratios 1.5 and 0.5, A = 2, ε = 0.2:
     #   −min(1.5·2, 1.2·2) = −2.4;  −min(0.5·2, 0.8·2) = −1.0;  mean = −1.7  (the joint ratio 0.75 would give −1.5)
     log_ratio = jnp.log(jnp.array([[1.5, 0.5]]))
-    np.testing.assert_allclose(pdppo.sub_action_surrogate(log_ratio, jnp.array([2.0]), 0.2), [-1.7], rtol=1e-6)
+    np.testing.assert_allclose(pdppo_prims.sub_action_surrogate(log_ratio, jnp.array([2.0]), 0.2), [-1.7], rtol=1e-6)
     single = jnp.array([[0.3], [-0.4], [0.05]])
     adv = jnp.array([1.0, -2.0, 0.5])
     np.testing.assert_allclose(
-        pdppo.sub_action_surrogate(single, adv, 0.2), clipped_surrogate(single[:, 0], adv, 0.2), rtol=1e-6
+        pdppo_prims.sub_action_surrogate(single, adv, 0.2), clipped_surrogate(single[:, 0], adv, 0.2), rtol=1e-6
     )
 
 
 def test_critic_targets_rejects_unknown_mode():
     x = jnp.zeros((2, 1))
     with pytest.raises(ValueError, match="target_mode"):
-        pdppo.critic_targets(x, x, x, x[0], x, x, 0.9, 0.9, "td")
+        pdppo_prims.critic_targets(x, x, x, x[0], x, x, 0.9, 0.9, "td")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -191,8 +193,8 @@ def test_post_decision_from_the_hook_equals_the_one_in_info():
     env, params = make_lot_sizing()
     quiet = _LotSizingQuietInfo()
     spec = policy_spec(env, params)
-    assert pdppo.post_decision_env(env, params, spec) is env
-    wrapped = pdppo.post_decision_env(quiet, params, spec)
+    assert post_decision.post_decision_env(env, params, spec) is env
+    wrapped = post_decision.post_decision_env(quiet, params, spec)
     assert wrapped is not quiet
     key = jax.random.key(3)
     _, state = env.reset(key, params)

@@ -130,12 +130,36 @@ def test_nonfinite_loss_is_skipped_and_reported(cartpole):
         np.testing.assert_array_equal(a, b)  # never trained through
 
 
-def test_act_returns_env_actions(tiny_trainer):
+def test_act_returns_env_actions_and_deterministic_is_the_mode(tiny_trainer):
+    from flax import nnx
+
     state = tiny_trainer.init(jax.random.key(0), ppo.PPOHParams())
-    obs = jnp.zeros((5, 4))
+    obs = jax.random.normal(jax.random.key(3), (64, 4)) * 3.0
     actions = tiny_trainer.act(state, obs, jax.random.key(1))
-    greedy = tiny_trainer.act(state, obs, jax.random.key(1), deterministic=True)
-    assert actions.shape == (5,) and actions.dtype == jnp.int32 and set(np.unique(greedy)) <= {0, 1}
+    assert actions.shape == (64,) and actions.dtype == jnp.int32
+    # deterministic = argmax of the policy's logits, whatever the key
+    graphdef = nnx.graphdef(ppo.actor_critic_for(tiny_trainer.config, ppo.policy_spec(tiny_trainer.env, tiny_trainer.env_params),
+                                                 jax.random.key(0)))
+    logits = nnx.merge(graphdef, state.params).distribution(obs).logits
+    for key in (1, 2):
+        np.testing.assert_array_equal(tiny_trainer.act(state, obs, jax.random.key(key), deterministic=True), np.argmax(logits, -1))
+    # sampling follows the probabilities: over many keys both actions of a near-uniform policy appear
+    samples = jax.vmap(lambda k: tiny_trainer.act(state, obs[:1], k))(jax.random.split(jax.random.key(4), 200))
+    assert set(np.unique(samples)) == {0, 1}
+
+
+def test_continuous_deterministic_act_is_the_bounded_mean():
+    from flax import nnx
+
+    env, params = make_env("Pendulum-v1")
+    config = ppo.PPOConfig(**TINY, action_bounds="tanh", init_log_std=0.5)
+    trainer = ppo.make_train(config, env, params)
+    state = trainer.init(jax.random.key(0), ppo.PPOHParams())
+    obs = jax.random.normal(jax.random.key(1), (16, 3))
+    graphdef = nnx.graphdef(ppo.actor_critic_for(config, ppo.policy_spec(env, params), jax.random.key(0)))
+    mean = nnx.merge(graphdef, state.params).distribution(obs).mean()
+    expected = -2.0 + 0.5 * (np.tanh(np.asarray(mean)) + 1.0) * 4.0  # Pendulum's Box is [-2, 2], shape (1,)
+    np.testing.assert_allclose(trainer.act(state, obs, jax.random.key(5), deterministic=True), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_continuous_env_runs_with_normalization_and_tanh_bounds():

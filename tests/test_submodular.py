@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxpo.primitives import submodular as sm
+from purejaxpo.envs import set_functions as sm
 
 NROWS, NCOLS = 5, 6
 N = NROWS * NCOLS

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from conftest import run_three_ways
 
-from envs.submodular_worlds import Coverage, CoverageData, SubmodularGridWorld, grid_params, make_coverage
-from envs.testing import check_contract, random_rollout
+from purejaxpo.envs.submodular_worlds import Coverage, CoverageData, SubmodularGridWorld, grid_params, make_coverage
+from purejaxpo.envs.testing import check_contract, random_rollout
 from purejaxpo import make_env
 from purejaxpo.algorithms import subpo
-from purejaxpo.primitives import submodular as sm
+from purejaxpo.envs import set_functions as sm
+from purejaxpo.envs import submodular_planning as planning
+from purejaxpo.envs import subrl
 from purejaxpo.primitives.advantages import gae
 from purejaxpo.primitives.subpo import (
     marginal_gain_rewards,
@@ -198,7 +200,7 @@ def test_env_reports_the_modular_objective(small_coverage):
 def test_subrl_wrapper_reproduces_the_grid_world():
     grid_env, grid_params_ = make_coverage(nrows=4, ncols=5, horizon=6, start_cell=6, weights="bimodal", obs_mode="raw")
     objective = Coverage(4, 5, 2)
-    wrapped = subpo.SubRLWrapper(grid_env, objective, lambda obs, state: state.pos, 20,
+    wrapped = subrl.SubRLWrapper(grid_env, objective, lambda obs, state: state.pos, 20,
                                  env_params=grid_params_, data=grid_params_.data, horizon=6, obs_mode="visited")
     params = wrapped.default_params
     a = random_rollout(grid_env, grid_params_, jax.random.key(3), 16, 10)
@@ -216,10 +218,10 @@ def test_subrl_wrapper_reproduces_the_grid_world():
 def test_subrl_wrapper_on_a_gymnax_env():
     """MountainCar + 'coverage of a 6×6 grid over (position, velocity)': contract, telescoping, obs modes."""
     env, env_params = make_env("MountainCar-v0")
-    discretize, n = subpo.grid_discretizer([-1.2, -0.07], [0.6, 0.07], (6, 6))
+    discretize, n = subrl.grid_discretizer([-1.2, -0.07], [0.6, 0.07], (6, 6))
     footprints = sm.disc_footprints(6, 6, 2)
     value_fn = lambda visited: sm.coverage_value(visited, footprints, jnp.ones(36))
-    wrapped = subpo.SubRLWrapper(env, subpo.SetFunction(value_fn, n), discretize, n, env_params=env_params, horizon=30)
+    wrapped = subrl.SubRLWrapper(env, subrl.SetFunction(value_fn, n), discretize, n, env_params=env_params, horizon=30)
     params = wrapped.default_params
     roll = random_rollout(wrapped, params, jax.random.key(0), 8, 29)  # one 30-state episode
     check_contract(wrapped, params, roll)
@@ -235,21 +237,21 @@ def test_subrl_wrapper_on_a_gymnax_env():
     np.testing.assert_allclose(roll.info["final_observation"][-1, :, 2], 1.0)
     assert int(discretize(jnp.array([0.6, 0.07]))) == 35 and int(discretize(jnp.array([-1.2, 0.0]))) == 3
     for mode, size in (("base", 2), ("visited", 2 + 1 + 36)):
-        w = subpo.SubRLWrapper(env, subpo.SetFunction(value_fn, n), discretize, n, horizon=30, obs_mode=mode)
+        w = subrl.SubRLWrapper(env, subrl.SetFunction(value_fn, n), discretize, n, horizon=30, obs_mode=mode)
         obs, _ = w.reset(jax.random.key(0), w.default_params)
         assert obs.shape == (size,) == w.observation_space(w.default_params).shape
     with pytest.raises(ValueError, match="obs_mode"):
-        subpo.SubRLWrapper(env, subpo.SetFunction(value_fn, n), discretize, n, obs_mode="pixels")
+        subrl.SubRLWrapper(env, subrl.SetFunction(value_fn, n), discretize, n, obs_mode="pixels")
     with pytest.raises(ValueError, match="horizon"):
-        subpo.SubRLWrapper(env, subpo.SetFunction(value_fn, n), discretize, n, horizon=1)
+        subrl.SubRLWrapper(env, subrl.SetFunction(value_fn, n), discretize, n, horizon=1)
     with pytest.raises(ValueError, match="high must exceed low"):
-        subpo.grid_discretizer([0.0], [0.0], (3,))
+        subrl.grid_discretizer([0.0], [0.0], (3,))
 
 
 def test_history_observation_for_the_nm_agent(small_coverage):
     env, params = small_coverage
     nm = subpo.prepare_env(subpo.SubPOConfig(agent="NM", **TINY), env, params)
-    assert isinstance(nm, subpo.VisitedObservation) and nm.observation_space(params).shape == (3 + 20,)
+    assert isinstance(nm, subrl.VisitedObservation) and nm.observation_space(params).shape == (3 + 20,)
     roll = random_rollout(nm, params, jax.random.key(1), 4, 7)
     check_contract(nm, params, roll)
     np.testing.assert_array_equal(roll.obs[..., 3:], np.asarray(roll.states.visited, np.float32))
@@ -269,16 +271,16 @@ def test_greedy_oracle_by_hand():
     # 1×5 line, constant weights, 2-cell discs, start 0, H = 5: walking right, cell 3's disc {3, 4} completes
     # the line (F = 5) after 3 steps; then nothing can gain and the oracle stays.
     env, params = make_coverage(nrows=1, ncols=5, horizon=5, start_cell=0)
-    value, cells = subpo.greedy_oracle(env, params, lookahead=1)
+    value, cells = planning.greedy_oracle(env, params, lookahead=1)
     assert float(value) == 5.0 and np.asarray(cells).tolist() == [0, 1, 2, 3, 3]
     # only cell 5 of a 1×6 line has weight: no one-step gain is visible from 0, so the oracle walks the
     # shortest path to the nearest cell with a positive gain (4, whose disc covers 5) and F = 1.
     env = SubmodularGridWorld(Coverage(1, 6, 2), 1, 6)
     params = grid_params(1, 6, 6, CoverageData(weights=jnp.array([0.0, 0, 0, 0, 0, 1])), start_cell=0)
-    value, cells = subpo.greedy_oracle(env, params, lookahead=1)
+    value, cells = planning.greedy_oracle(env, params, lookahead=1)
     assert float(value) == 1.0 and np.asarray(cells).tolist()[:5] == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="lookahead"):
-        subpo.greedy_oracle(env, params, lookahead=0)
+        planning.greedy_oracle(env, params, lookahead=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -409,9 +411,9 @@ def test_subpo_improves_coverage_over_the_random_policy():
     seed; M (lr 1e-2) 32–42, mean 38. Thresholds: every NM seed ≥ 38 (≥ 80 % of the way from random to the
     optimum), M's seed mean ≥ 32 and every M seed ≥ 26 (clearly above random)."""
     env, params = make_coverage(nrows=10, ncols=10, horizon=20, start_cell=34)
-    random_f, _ = subpo.episode_rollout(env, params, subpo.random_policy(5), jax.random.key(0), 512, 19)
+    random_f, _ = planning.episode_rollout(env, params, planning.random_policy(5), jax.random.key(0), 512, 19)
     assert 18.0 < float(random_f.mean()) < 23.0
-    assert float(subpo.greedy_oracle(env, params)[0]) == 42.0
+    assert float(planning.greedy_oracle(env, params)[0]) == 42.0
     keys = jax.random.split(jax.random.key(0), 4)
     final = {}
     for agent, hp in (("NM", subpo.SubPOHParams()), ("M", subpo.SubPOHParams(lr=1e-2))):
@@ -434,7 +436,7 @@ def test_subpo_beats_the_modular_baseline():
     greedy oracle 111.6. Thresholds: SubPO-M's seed mean ≥ 1.3 × the random policy's F and every SubPO seed
     above every SRL seed."""
     env, params = make_coverage(nrows=10, ncols=10, horizon=20, start_cell=34, weights="gp")
-    random_f, _ = subpo.episode_rollout(env, params, subpo.random_policy(5), jax.random.key(0), 512, 19)
+    random_f, _ = planning.episode_rollout(env, params, planning.random_policy(5), jax.random.key(0), 512, 19)
     keys = jax.random.split(jax.random.key(1), 4)
     final = {}
     for agent in ("M", "SRL"):

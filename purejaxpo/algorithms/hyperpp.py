@@ -1,6 +1,6 @@
 """Hyper++: PPO with hyperbolic actor and critic heads (Klein et al., "Understanding and Improving Hyperbolic
 Deep Reinforcement Learning", arXiv:2512.14202), with the Hyper+S-RYM (Cetin et al. 2023, arXiv:2210.01542) and
-Euclidean PPO baselines as configurations of the same trainer. Spec: ``hyperpp.md``.
+Euclidean PPO baselines as configurations of the same trainer.
 
 ``HyperPPConfig`` picks the agent:
 
@@ -15,7 +15,7 @@ Hyper++ = hyperboloid + hyperpp + hl_gauss (:class:`HyperPPConfig` defaults, ``"
 Hyper+S-RYM = poincare + srym + mse, 3 epochs (:class:`HyperSRYMConfig`, ``"hyper_srym"``); Euclidean
 PPO = euclidean + none + mse, 3 epochs (:class:`EuclideanPPOConfig`, ``"ppo_impala"``).
 
-Loss (CleanRL style, spec §2.5): ``L = −mean min(ρÂ, clip(ρ, 1±ε)Â) − c_H mean H + c_V L_V`` with Â normalized per
+Loss (CleanRL style): ``L = −mean min(ρÂ, clip(ρ, 1±ε)Â) − c_H mean H + c_V L_V`` with Â normalized per
 minibatch, no value clipping by default, global grad-norm clip, Adam (eps 1e-5), constant learning rate.
 Rewards are scaled by the running return std and clipped to ±10 (``normalize_rewards``), which keeps
 returns inside the HL-Gauss support.
@@ -43,15 +43,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
-from purejaxpo.algorithms import common
-from purejaxpo.algorithms.onpolicy import adam_with_clipping, flatten_time_and_batch, linear_annealing, update_epochs
+from purejaxpo import engine
+from purejaxpo.engine import RolloutBudget, require_positive_ints, validate_config
 from purejaxpo.networks import distributions
 from purejaxpo.networks.hyperbolic import ENCODERS, FEATURE_REGS, GEOMETRIES, HyperActorCritic
-from purejaxpo.networks.torsos import ACTIVATIONS
 from purejaxpo.primitives import distributional as dist_loss
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
-from purejaxpo.types import CheckedHParams, Trainer, above, scan_train
+from purejaxpo.spaces import PolicySpec, policy_spec
+from purejaxpo.types import CheckedHParams, Trainer, above
 
 Array = jax.Array
 VALUE_LOSSES = ("mse", "hl_gauss", "two_hot")
@@ -59,16 +59,20 @@ LAST_ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclasses.dataclass(frozen=True)
-class HyperPPConfig(common.RolloutBudget):
+class HyperPPConfig(RolloutBudget):
     """Static settings (shapes, loop counts, architecture). Defaults: Hyper++ at a MinAtar-size budget.
 
-    Paper settings for ProcGen (spec §4): 64 envs × 256 steps, 8 minibatches, 2 epochs (Hyper++) / 3
+    Paper settings for ProcGen: 64 envs × 256 steps, 8 minibatches, 2 epochs (Hyper++) / 3
     (baselines), ``embedding_dim=32``, 25M steps. ``curvature``, ``alpha`` and the bin support are
     architecture constants here (static), not traced hyperparameters: they fix the network's norm bound and
     its value readout.
     """
 
     algorithm_name: ClassVar[str] = "hyperpp"
+    choices: ClassVar[dict[str, Any]] = {
+        "encoder": ENCODERS, "geometry": GEOMETRIES, "feature_reg": FEATURE_REGS, "value_loss": VALUE_LOSSES,
+        "last_activation": LAST_ACTIVATIONS,
+    }
 
     num_envs: int = 32
     num_steps: int = 128
@@ -99,19 +103,8 @@ class HyperPPConfig(common.RolloutBudget):
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        for field in ("channels", "hidden_sizes"):
-            value = tuple(getattr(self, field))
-            object.__setattr__(self, field, value)
-            if not value or any(not isinstance(h, int) or isinstance(h, bool) or h <= 0 for h in value):
-                raise ValueError(f"{name}.{field} must be positive integers, got {value!r}")
-        choices = {
-            "encoder": ENCODERS, "geometry": GEOMETRIES, "feature_reg": FEATURE_REGS, "value_loss": VALUE_LOSSES,
-            "last_activation": LAST_ACTIVATIONS, "activation": tuple(ACTIVATIONS),
-        }
-        for field, allowed in choices.items():
-            if getattr(self, field) not in allowed:
-                raise ValueError(f"{name}.{field} must be one of {allowed}, got {getattr(self, field)!r}")
-        common.require_positive_ints(self, ("embedding_dim", "sn_iterations"))
+        validate_config(self)
+        require_positive_ints(self, ("embedding_dim", "sn_iterations"))
         if not self.curvature > 0:
             raise ValueError(f"{name}.curvature must be > 0 (the manifold has curvature −c), got {self.curvature!r}")
         if not 0 < self.alpha < 1:
@@ -124,7 +117,6 @@ class HyperPPConfig(common.RolloutBudget):
             raise ValueError(f"{name}.sigma_ratio must be > 0, got {self.sigma_ratio!r}")
         if self.clip_value and self.value_loss != "mse":
             raise ValueError(f"{name}.clip_value applies to value_loss='mse' only, got {self.value_loss!r}")
-        common.check_batch_layout(self)
 
     @property
     def categorical_critic(self) -> bool:
@@ -160,7 +152,7 @@ class EuclideanPPOConfig(HyperPPConfig):
 
 @struct.dataclass
 class HyperPPHParams(CheckedHParams):
-    """Traced hyperparameters (spec §4: lr 5e-4, clip 0.2, ent 0.01, vf 0.5, grad-norm 0.5, λ 0.95; γ 0.99 for
+    """Traced hyperparameters (the paper's: lr 5e-4, clip 0.2, ent 0.01, vf 0.5, grad-norm 0.5, λ 0.95; γ 0.99 for
     MinAtar instead of ProcGen's 0.999). ``kl_limit`` is the KL threshold of the trust-region-violation metric
     only [P]; it does not change training."""
 
@@ -181,7 +173,7 @@ HyperPPHParams.rules = {
 
 @struct.dataclass
 class Batch:
-    """Flattened training samples ``[N, ...]``."""
+    """Training samples ``[T, B, ...]`` (flattened to ``[N, ...]`` by the engine)."""
 
     obs: Array
     action: Array
@@ -198,7 +190,7 @@ def value_support(config: HyperPPConfig) -> tuple[Array, Array, float]:
     return edges, dist_loss.bin_centers(edges), config.sigma_ratio * width
 
 
-def build_model(config: HyperPPConfig, spec: common.PolicySpec, key: Array) -> HyperActorCritic:
+def build_model(config: HyperPPConfig, spec: PolicySpec, key: Array) -> HyperActorCritic:
     centers = value_support(config)[1] if config.categorical_critic else None
     return HyperActorCritic(
         spec.obs_shape, spec.action_dim, encoder=config.encoder, channels=config.channels,
@@ -247,52 +239,30 @@ def hyperpp_loss(model: HyperActorCritic, batch: Batch, hp: HyperPPHParams, conf
 
 def make_train(config: HyperPPConfig, env: Any, env_params: Any) -> Trainer:
     """Build the Hyper++ / S-RYM / Euclidean PPO :class:`~purejaxpo.types.Trainer` (discrete actions)."""
-    num_updates = config.num_updates
-    spec = common.policy_spec(env, env_params)
+    spec = policy_spec(env, env_params)
     if spec.kind != "discrete":
         raise ValueError(f"{type(config).__name__} needs a discrete action space; this env's is {spec.kind}")
     if config.encoder in ("impala", "cnn") and len(spec.obs_shape) != 3:
         raise ValueError(f"encoder={config.encoder!r} needs [H, W, C] observations; this env's are {spec.obs_shape}")
-    graphdef, _ = nnx.split(build_model(config, spec, jax.random.key(0)))
 
-    def init(key: Array, hp: HyperPPHParams) -> common.OnPolicyState:
-        net_key, key = jax.random.split(key)
-        _, params = nnx.split(build_model(config, spec, net_key))
-        opt_state = adam_with_clipping(hp.lr, hp.max_grad_norm).init(params)
-        return common.init_state(env, env_params, config, spec, params, opt_state, key)
-
-    def update(state: common.OnPolicyState, hp: HyperPPHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-        model = nnx.merge(graphdef, state.params)
-        exp = common.collect_experience(env, env_params, config, spec, state, model, rollout_key, hp.gamma, hp.gae_lambda)
+    def prepare(exp: engine.Experience, ctx: engine.UpdateContext) -> engine.Prepared:
+        advantages, targets = engine.gae_of(exp, ctx.hp.gamma, ctx.hp.gae_lambda)
         traj = exp.trajectory
-        observe = common.observe_fn(config, state.obs_norm)
-        batch = flatten_time_and_batch(
-            Batch(observe(traj.obs), traj.action, traj.log_prob, traj.value, exp.advantages, exp.targets)
-        )
-        lr = linear_annealing(hp.lr, state.update_index, num_updates, config.anneal_lr)
-        optimizer = adam_with_clipping(lr, hp.max_grad_norm)
-        params, opt_state, train_metrics = update_epochs(
-            epoch_key, state.params, state.opt_state, batch,
-            lambda p, mb: hyperpp_loss(nnx.merge(graphdef, p), mb, hp, config), optimizer,
-            config.update_epochs, config.num_minibatches,
-        )
-        new_log_prob = nnx.merge(graphdef, params).distribution(batch.obs).log_prob(batch.action)
-        post_kl = masked_mean(sample_kl(new_log_prob - batch.log_prob, "k3"))
-        new_state = state.replace(
-            params=params, opt_state=opt_state, obs_norm=exp.obs_norm, reward_scaler=exp.reward_scaler,
-            env=exp.env, key=key, update_index=state.update_index + 1,
-        )
-        metrics = {
-            **common.episode_metrics(exp.stats),
-            **{k: v for k, v in train_metrics.items() if k != "nonfinite"},
-            "nonfinite_steps": train_metrics["nonfinite"],
-            "post_update_kl": post_kl,
-            "trust_region_violation": (post_kl > hp.kl_limit).astype(jnp.float32),
-            "explained_variance": explained_variance(traj.value, exp.targets),
-            "learning_rate": lr,
-            "env_steps": (state.update_index + 1).astype(jnp.float32) * config.batch_size,
-        }
-        return new_state, metrics
+        batch = Batch(ctx.observe(traj.obs), traj.action, traj.log_prob, traj.value, advantages, targets)
+        return engine.Prepared(batch, None, {"explained_variance": explained_variance(traj.value, targets)})
 
-    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params, type(config).algorithm_name)
+    def per_update(ctx: engine.UpdateContext, new_model: Any, batch: Batch, carried: Any) -> tuple[Any, dict[str, Array]]:
+        """KL(π_old ‖ π_new) on the whole batch after the update (k3) and whether it left the trust region."""
+        new_log_prob = new_model.distribution(batch.obs).log_prob(batch.action)
+        post_kl = masked_mean(sample_kl(new_log_prob - batch.log_prob, "k3"))
+        return carried, {"post_update_kl": post_kl, "trust_region_violation": (post_kl > ctx.hp.kl_limit).astype(jnp.float32)}
+
+    parts = engine.OnPolicyParts(
+        network=lambda key: build_model(config, spec, key),
+        policy_step=engine.actor_critic_step(lambda raw: raw),
+        value=engine.critic_value,
+        prepare=prepare,
+        phases=(engine.adam_phase(lambda m, mb, ctx: hyperpp_loss(m, mb, ctx.hp, config), config),),
+        per_update=per_update,
+    )
+    return engine.build(parts, config, env, env_params)

@@ -1,5 +1,5 @@
 """On-policy Mirror Descent Policy Optimization (Tomar et al., ICLR 2022, arXiv:2005.09814) as a pure,
-jittable trainer. Spec: ``shared/specs/mdpo.md`` §2.1; the off-policy variant is :mod:`.mdpo_off`.
+jittable trainer; the off-policy variant is :mod:`.mdpo_off`.
 
 Iteration ``k`` approximately solves the mirror-descent subproblem with ``m = sgd_steps`` Adam passes over the
 rollout, all starting from ``θ_k`` (no clipping, no line search)::
@@ -11,7 +11,7 @@ The KL is in closed form (diagonal Gaussian or categorical, current policy first
 standardized over the whole batch [C]. The critic is trained *after* the policy steps, with its own Adam,
 ``vf_epochs × vf_minibatches`` steps of the (optionally clipped) value loss on the TD(λ) targets [C]. The
 paper's defaults (``num_minibatches = 1``: full-batch steps) are kept; ``num_minibatches > 1`` splits each
-of the ``m`` passes into minibatch steps (PureJaxRL-style vectorized rollouts) [P, spec §7.1].
+of the ``m`` passes into minibatch steps (PureJaxRL-style vectorized rollouts) [P].
 
 ``sgd_steps = 1`` with ``num_minibatches = 1`` is one vanilla policy-gradient step (at ``θ = θ_k`` the KL term
 has zero gradient and ``ρ = 1``); a test checks it.
@@ -26,20 +26,21 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
-from purejaxpo.algorithms import common
-from purejaxpo.algorithms.onpolicy import adam_with_clipping, flatten_time_and_batch, linear_annealing, update_epochs
-from purejaxpo.networks.actor_critic import TORSOS
-from purejaxpo.networks.torsos import ACTIVATIONS
+from purejaxpo import engine
+from purejaxpo.engine import RolloutBudget, require_positive_ints, validate_config
+from purejaxpo.networks.actor_critic import actor_critic_for
+from purejaxpo.networks.distributions import env_action, from_parameters, parameters
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
-from purejaxpo.primitives.losses import categorical_kl, diag_gaussian_kl, sample_kl, value_loss
+from purejaxpo.primitives.losses import sample_kl, value_loss
 from purejaxpo.primitives.mdpo import mdpo_on_loss, mdpo_step_size
-from purejaxpo.types import CheckedHParams, Trainer, above, at_least, scan_train
+from purejaxpo.spaces import policy_spec
+from purejaxpo.types import CheckedHParams, Trainer, above, at_least
 
 Array = jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
-class MDPOConfig(common.RolloutBudget):
+class MDPOConfig(RolloutBudget):
     """Static settings (shapes, loop counts, flags).
 
     ``sgd_steps`` is ``m``: passes over the rollout per iteration, each of ``num_minibatches`` Adam steps
@@ -71,20 +72,10 @@ class MDPOConfig(common.RolloutBudget):
     init_log_std: float | None = None
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        if not self.hidden_sizes or any(not isinstance(h, int) or h <= 0 for h in self.hidden_sizes):
-            raise ValueError(f"{name}.hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"{name}.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.torso not in TORSOS:
-            raise ValueError(f"{name}.torso must be one of {TORSOS}, got {self.torso!r}")
-        if self.action_bounds not in (None, "clip", "tanh"):
-            raise ValueError(f"{name}.action_bounds must be 'clip' or 'tanh', got {self.action_bounds!r}")
-        common.require_positive_ints(self, ("sgd_steps", "vf_epochs", "vf_minibatches"))
+        require_positive_ints(self, ("sgd_steps", "vf_epochs", "vf_minibatches"))
+        validate_config(self)
         if self.anneal_horizon is not None:
-            common.require_positive_ints(self, ("anneal_horizon",))
-        common.check_batch_layout(self)
+            require_positive_ints(self, ("anneal_horizon",))
         if self.batch_size % self.vf_minibatches:
             raise ValueError(
                 f"num_envs × num_steps = {self.batch_size} does not divide into vf_minibatches={self.vf_minibatches}"
@@ -92,7 +83,7 @@ class MDPOConfig(common.RolloutBudget):
 
     @property
     def update_epochs(self) -> int:
-        """Policy passes per iteration (``m``), under the name :func:`common.check_batch_layout` reads."""
+        """Policy passes per iteration (``m``), under the name :func:`~purejaxpo.engine.check_batch_layout` reads."""
         return self.sgd_steps
 
     @property
@@ -103,7 +94,7 @@ class MDPOConfig(common.RolloutBudget):
 
 @struct.dataclass
 class MDPOHParams(CheckedHParams):
-    """Traced hyperparameters (spec §4 defaults; ``step_size`` is ``t0``, 1 in the paper)."""
+    """Traced hyperparameters (defaults; ``step_size`` is ``t0``, 1 in the paper)."""
 
     lr: float = 3e-4
     vf_lr: float = 3e-4
@@ -123,8 +114,8 @@ MDPOHParams.rules = {
 
 @struct.dataclass
 class MDPOBatch:
-    """Flattened samples ``[N, ...]``; ``old_dist`` holds ``π_θk``'s parameters per state (logits, or mean and
-    log-std), for the closed-form KL."""
+    """Training samples ``[T, B, ...]``; ``old_dist`` holds ``π_θk``'s parameters per state
+    (:func:`~purejaxpo.networks.distributions.parameters`: logits, or mean and scale), for the closed-form KL."""
 
     obs: Array
     action: Array
@@ -135,28 +126,19 @@ class MDPOBatch:
     old_dist: dict[str, Array]
 
 
-def distribution_params(dist: Any, kind: str) -> dict[str, Array]:
-    """The parameters of a policy distribution that :func:`closed_form_kl` needs."""
-    if kind == "continuous":
-        return {"mean": dist.loc, "log_std": jnp.log(dist.scale_diag)}
-    if kind == "multi_discrete":
-        return {"logits": dist.distribution.logits}
-    return {"logits": dist.logits}
-
-
-def closed_form_kl(new: dict[str, Array], old: dict[str, Array], kind: str) -> Array:
-    """``KL(π_new ‖ π_old)`` per state ``[N]`` from :func:`distribution_params` of both."""
-    if kind == "continuous":
-        return diag_gaussian_kl(new["mean"], new["log_std"], old["mean"], old["log_std"])
-    kl = categorical_kl(new["logits"], old["logits"])
-    return jnp.sum(kl, axis=-1) if kind == "multi_discrete" else kl
+def step_size(config: MDPOConfig, hp: MDPOHParams, update_index: Array) -> Array:
+    """``t_k = t0 (1 − k/K)`` (:func:`~purejaxpo.primitives.mdpo.mdpo_step_size`), or ``t0`` without annealing."""
+    if config.anneal_step_size:
+        return mdpo_step_size(update_index, config.horizon, hp.step_size)
+    return jnp.asarray(hp.step_size, jnp.float32)
 
 
 def mdpo_policy_loss(model: Any, batch: MDPOBatch, step_size: Array, kind: str) -> tuple[Array, dict[str, Array]]:
-    """``mean(−ρ Â) + (1/t_k) mean(KL(π_θ ‖ π_θk))`` on one (mini)batch (advantages already standardized)."""
+    """``mean(−ρ Â) + (1/t_k) mean(KL(π_θ ‖ π_θk))`` on one (mini)batch (advantages already standardized); the
+    KL is distrax's closed form, current policy first [C]."""
     dist = model.distribution(batch.obs)
     log_prob = dist.log_prob(batch.action)
-    kl = closed_form_kl(distribution_params(dist, kind), batch.old_dist, kind)
+    kl = dist.kl_divergence(from_parameters(kind, batch.old_dist))
     loss = masked_mean(mdpo_on_loss(log_prob, batch.log_prob, batch.advantages, kl, step_size))
     aux = {
         "policy_loss": masked_mean(-jnp.exp(log_prob - batch.log_prob) * batch.advantages),
@@ -168,7 +150,7 @@ def mdpo_policy_loss(model: Any, batch: MDPOBatch, step_size: Array, kind: str) 
 
 
 def mdpo_value_loss(model: Any, batch: MDPOBatch, vf_clip: Array, clip: bool) -> tuple[Array, dict[str, Array]]:
-    """``mean ½ max((V − R)², (V_old + clip(V − V_old, ±ε) − R)²)`` (clipped, spec §2.1) or ``mean ½ (V − R)²``."""
+    """``mean ½ max((V − R)², (V_old + clip(V − V_old, ±ε) − R)²)`` (clipped) or ``mean ½ (V − R)²``."""
     values = model.value(batch.obs)
     loss = masked_mean(value_loss(values, batch.targets, batch.value if clip else None, vf_clip))
     return loss, {"value_loss": loss}
@@ -177,78 +159,40 @@ def mdpo_value_loss(model: Any, batch: MDPOBatch, vf_clip: Array, clip: bool) ->
 def make_train(config: MDPOConfig, env: Any, env_params: Any) -> Trainer:
     """Build the on-policy MDPO :class:`~purejaxpo.types.Trainer`; raises ``ValueError`` on bad settings.
 
-    The state is :class:`common.OnPolicyState` with ``opt_state = (policy Adam, value Adam)``: two optimizers
-    over the whole parameter tree; each loss has exactly zero gradient on the other head's parameters
-    (separate torsos), so each Adam moves only its own part.
+    Two phases, two Adams over the whole parameter tree (``state.opt_state = (policy, value)``): each loss has
+    exactly zero gradient on the other head's parameters (separate torsos), so each Adam moves only its part.
     """
-    num_updates = config.num_updates
-    spec = common.policy_spec(env, env_params)
-    common.check_action_settings(config, spec)
-    graphdef, _ = nnx.split(common.build_actor_critic(config, spec, jax.random.key(0)))
+    spec = policy_spec(env, env_params)
+    engine.check_action_settings(config, spec)
+    to_env = lambda raw: env_action(spec, raw, config.action_bounds)
 
-    def init(key: Array, hp: MDPOHParams) -> common.OnPolicyState:
-        net_key, key = jax.random.split(key)
-        _, params = nnx.split(common.build_actor_critic(config, spec, net_key))
-        opt_state = (
-            adam_with_clipping(hp.lr, hp.max_grad_norm).init(params),
-            adam_with_clipping(hp.vf_lr, hp.max_grad_norm).init(params),
-        )
-        return common.init_state(env, env_params, config, spec, params, opt_state, key)
+    def prepare(exp: engine.Experience, ctx: engine.UpdateContext) -> engine.Prepared:
+        advantages, targets = engine.gae_of(exp, ctx.hp.gamma, ctx.hp.gae_lambda)
+        traj = exp.trajectory
+        obs = ctx.observe(traj.obs)
+        advantages = normalize(advantages) if config.normalize_advantages else advantages
+        old_dist = parameters(ctx.model.distribution(obs))  # π_θk, fixed for the iteration
+        batch = MDPOBatch(obs, traj.action, traj.log_prob, traj.value, advantages, targets, old_dist)
+        metrics = {"explained_variance": explained_variance(traj.value, targets),
+                   "step_size": step_size(config, ctx.hp, ctx.update_index)}
+        return engine.Prepared(batch, None, metrics)
 
-    def update(state: common.OnPolicyState, hp: MDPOHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        key, rollout_key, policy_key, value_key = jax.random.split(state.key, 4)
-        model = nnx.merge(graphdef, state.params)
-        exp = common.collect_experience(env, env_params, config, spec, state, model, rollout_key, hp.gamma, hp.gae_lambda)
-        trajectory = exp.trajectory
-        obs = common.observe_fn(config, state.obs_norm)(trajectory.obs)
-        advantages = normalize(exp.advantages) if config.normalize_advantages else exp.advantages
-        old_dist = distribution_params(model.distribution(obs), spec.kind)  # π_θk, fixed for the iteration
-        batch = flatten_time_and_batch(
-            MDPOBatch(obs, trajectory.action, trajectory.log_prob, trajectory.value, advantages, exp.targets, old_dist)
-        )
-        if config.anneal_step_size:
-            step_size = mdpo_step_size(state.update_index, config.horizon, hp.step_size)
-        else:
-            step_size = jnp.asarray(hp.step_size, jnp.float32)
-        lr = linear_annealing(hp.lr, state.update_index, num_updates, config.anneal_lr)
-        vf_lr = linear_annealing(hp.vf_lr, state.update_index, num_updates, config.anneal_lr)
-        policy_opt, value_opt = state.opt_state
-
-        policy_fn = lambda params, mb: mdpo_policy_loss(nnx.merge(graphdef, params), mb, step_size, spec.kind)
-        params, policy_opt, policy_metrics = update_epochs(
-            policy_key, state.params, policy_opt, batch, policy_fn, adam_with_clipping(lr, hp.max_grad_norm),
-            config.sgd_steps, config.num_minibatches,
-        )
-        value_fn = lambda params, mb: mdpo_value_loss(nnx.merge(graphdef, params), mb, hp.vf_clip, config.clip_value)
-        params, value_opt, value_metrics = update_epochs(
-            value_key, params, value_opt, batch, value_fn, adam_with_clipping(vf_lr, hp.max_grad_norm),
-            config.vf_epochs, config.vf_minibatches,
-        )
-        new_state = state.replace(
-            params=params, opt_state=(policy_opt, value_opt), obs_norm=exp.obs_norm, reward_scaler=exp.reward_scaler,
-            env=exp.env, key=key, update_index=state.update_index + 1,
-        )
-        metrics = {
-            **common.episode_metrics(exp.stats),
-            "loss": policy_metrics["loss"],
-            "policy_loss": policy_metrics["policy_loss"],
-            "kl": policy_metrics["kl"],
-            "approx_kl": policy_metrics["approx_kl"],
-            "entropy": policy_metrics["entropy"],
-            "grad_norm": policy_metrics["grad_norm"],
-            "value_loss": value_metrics["value_loss"],
-            "nonfinite_steps": policy_metrics["nonfinite"] + value_metrics["nonfinite"],
-            "explained_variance": explained_variance(trajectory.value, exp.targets),
-            "step_size": step_size,
-            "learning_rate": lr,
-            "env_steps": (state.update_index + 1).astype(jnp.float32) * config.batch_size,
-        }
-        return new_state, metrics
-
-    return Trainer(init, update, scan_train(init, update, num_updates), common.act_fn(config, spec, graphdef), config, env, env_params, type(config).algorithm_name)
+    policy = engine.adam_phase(
+        lambda m, mb, ctx: mdpo_policy_loss(m, mb, step_size(config, ctx.hp, ctx.update_index), spec.kind), config,
+        epochs=config.sgd_steps, metrics=("loss", "policy_loss", "kl", "approx_kl", "entropy", "grad_norm"),
+    )
+    value = engine.adam_phase(
+        lambda m, mb, ctx: mdpo_value_loss(m, mb, ctx.hp.vf_clip, config.clip_value), config, lr="vf_lr",
+        epochs=config.vf_epochs, minibatches=config.vf_minibatches, metrics=("value_loss",),
+    )
+    parts = engine.OnPolicyParts(
+        network=lambda key: actor_critic_for(config, spec, key),
+        policy_step=engine.actor_critic_step(to_env),
+        value=engine.critic_value,
+        prepare=prepare,
+        phases=(policy, value),
+    )
+    return engine.build(parts, config, env, env_params, to_env)
 
 
-__all__ = [
-    "MDPOBatch", "MDPOConfig", "MDPOHParams", "closed_form_kl", "distribution_params", "make_train",
-    "mdpo_policy_loss", "mdpo_value_loss",
-]
+__all__ = ["MDPOBatch", "MDPOConfig", "MDPOHParams", "make_train", "mdpo_policy_loss", "mdpo_value_loss", "step_size"]

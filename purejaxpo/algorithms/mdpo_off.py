@@ -1,7 +1,7 @@
 """Off-policy Mirror Descent Policy Optimization and SAC (Tomar et al., ICLR 2022, arXiv:2005.09814; Haarnoja
-et al. 2018, arXiv:1801.01290) from one pure, jittable trainer. Spec: ``shared/specs/mdpo.md`` §2.2.
+et al. 2018, arXiv:1801.01290) from one pure, jittable trainer.
 
-Networks (spec §3): a tanh-squashed Gaussian policy ``π_θ`` (``log σ`` clipped to ``[−20, 2]``), twin soft Q
+Networks: a tanh-squashed Gaussian policy ``π_θ`` (``log σ`` clipped to ``[−20, 2]``), twin soft Q
 ``Q_φ1, Q_φ2``, a state value ``V_ψ`` with a Polyak target ``V_ψ̄`` (the SAC-v1 structure), and for MDPO a frozen
 snapshot ``π_θk`` of the policy, re-synced every ``m = sgd_steps`` gradient steps (one MD iteration = m SGD steps).
 Per gradient step, on a uniform replay sample ``(s, a, r, s', d)`` and ``ã = tanh(μ_θ(s) + σ_θ(s) ε)``::
@@ -16,20 +16,20 @@ Per gradient step, on a uniform replay sample ``(s, a, r, s', d)`` and ``ã = ta
 
 (targets under stop-gradient; critics and actor step simultaneously from the same parameters). ``c_KL = 1/t_k``
 is the constant ``kl_coef`` as in the released code [C]; ``anneal_kl=True`` uses ``t_k = (1/kl_coef)(1 − k/K)``
-over the run's MD iterations instead [P, spec §7.4].
+over the run's MD iterations instead [P].
 
-Data collection: ``num_envs`` auto-resetting envs; uniform-random actions until ``learning_starts`` env steps,
-then *sampled* actions (SAC's choice; ``deterministic_collection=True`` gives the released MDPO code's
-``tanh(μ)``) [P, spec §2.2]. Every ``train_freq`` vector steps the transitions go into a pure circular buffer
-(:mod:`purejaxpo.replay`; flashbax is not installed, and ours is a plain pytree that vmaps over seeds) and
-``gradient_steps`` gradient steps follow (none before ``learning_starts``). One ``update`` is
-``steps_per_update`` vector steps, i.e. ``batch_size = num_envs · steps_per_update`` env steps.
+Data collection: ``num_envs`` auto-resetting envs. ``init`` fills the buffer with ``warmup_steps`` vector steps
+(``⌈learning_starts / num_envs⌉``) of uniform-random actions: warm-up costs a rollout, never a gradient step.
+Every update then acts with *sampled* actions (SAC's choice; ``deterministic_collection=True`` gives the
+released MDPO code's ``tanh(μ)``) [P]; every ``train_freq`` vector steps the transitions go into a pure circular
+buffer (:mod:`purejaxpo.replay`; a plain pytree that vmaps over seeds) and ``gradient_steps`` gradient steps
+follow. One ``update`` is ``steps_per_update`` vector steps (``batch_size = num_envs · steps_per_update`` env
+steps); the budget ``total_timesteps`` covers the warm-up and the updates.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, ClassVar
 
 import jax
@@ -37,37 +37,25 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from purejaxpo.algorithms import common
-from purejaxpo.algorithms.onpolicy import gradient_step
-from purejaxpo.networks.torsos import ACTIVATIONS, MLP, dense
-from purejaxpo.primitives.mdpo import (
-    mdpo_off_actor_loss,
-    mdpo_step_size,
-    sac_actor_loss,
-    squashed_gaussian_log_prob,
-)
-from purejaxpo.replay import ReplayState, replay_add, replay_init, replay_sample
-from purejaxpo.rollout import EnvCarry, EpisodeStats, init_env_carry, rollout
-from purejaxpo.types import CheckedHParams, Trainer, above, at_least, in_interval, scan_train
+from purejaxpo import engine
+from purejaxpo.engine import gradient_step, require_positive_ints, validate_config
+from purejaxpo.networks.squashed_gaussian import Critic, SquashedGaussianActor, sample_squashed, squashed_log_prob
+from purejaxpo.engine import offpolicy
+from purejaxpo.primitives.mdpo import mdpo_off_actor_loss, mdpo_step_size, sac_actor_loss
+from purejaxpo.replay import replay_sample
+from purejaxpo.spaces import policy_spec
+from purejaxpo.types import CheckedHParams, Trainer, above, at_least, in_interval
 
 Array = jax.Array
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-# The state fields a gradient step changes (everything else, e.g. the replay buffer, is read-only there).
-LEARNER_FIELDS = ("params", "target_v", "old_actor", "actor_opt", "critic_opt", "grad_steps")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Config and hyperparameters
-# ----------------------------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
-class OffPolicyConfig(common.RolloutBudget):
-    """Static settings shared by off-policy MDPO and SAC (spec §4 defaults).
+class OffPolicyConfig(offpolicy.ReplayBudget):
+    """Static settings shared by off-policy MDPO and SAC (defaults).
 
     ``sgd_steps`` (``m``) and ``anneal_kl`` are MDPO's; SAC ignores them. ``train_batch_size`` is the replay
-    sample per gradient step; ``batch_size`` (a property, for the runner) is env steps per update. The buffer
-    holds ``min(buffer_size, total env steps)`` transitions.
+    sample per gradient step; the budget properties (warm-up, updates, buffer capacity) are
+    :class:`~purejaxpo.engine.offpolicy.ReplayBudget`'s.
     """
 
     algorithm_name: ClassVar[str] = "mdpo_off"
@@ -89,47 +77,9 @@ class OffPolicyConfig(common.RolloutBudget):
     deterministic_collection: bool = False
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        if not self.hidden_sizes or any(not isinstance(h, int) or h <= 0 for h in self.hidden_sizes):
-            raise ValueError(f"{name}.hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"{name}.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        common.require_positive_ints(
-            self,
-            ("num_envs", "steps_per_update", "total_timesteps", "train_freq", "gradient_steps", "train_batch_size",
-             "buffer_size", "sgd_steps"),
-        )
-        if not isinstance(self.learning_starts, int) or isinstance(self.learning_starts, bool) or self.learning_starts < 0:
-            raise ValueError(f"{name}.learning_starts must be a non-negative integer, got {self.learning_starts!r}")
-        if self.steps_per_update % self.train_freq:
-            raise ValueError(f"{name}.steps_per_update={self.steps_per_update} must be a multiple of train_freq={self.train_freq}")
-        if self.total_timesteps < self.batch_size:
-            raise ValueError(
-                f"total_timesteps={self.total_timesteps} is smaller than one update "
-                f"(num_envs × steps_per_update = {self.batch_size})"
-            )
-        if self.num_envs * self.train_freq > self.capacity:
-            raise ValueError(f"{name}: one collection step ({self.num_envs * self.train_freq} transitions) exceeds the buffer")
-        if self.num_updates * self.batch_size != self.total_timesteps:
-            warnings.warn(
-                f"total_timesteps={self.total_timesteps} is not a multiple of the update size {self.batch_size}: "
-                f"training runs {self.num_updates} updates = {self.num_updates * self.batch_size} env steps",
-                stacklevel=3,
-            )
-
-    @property
-    def batch_size(self) -> int:
-        """Env steps per update (all envs)."""
-        return self.num_envs * self.steps_per_update
-
-    @property
-    def capacity(self) -> int:
-        return min(self.buffer_size, max(self.total_timesteps, self.num_envs * self.train_freq))
-
-    @property
-    def total_gradient_steps(self) -> int:
-        return self.num_updates * (self.steps_per_update // self.train_freq) * self.gradient_steps
+        validate_config(self, batch_layout=False)
+        require_positive_ints(self, ("sgd_steps",))
+        offpolicy.check_replay_budget(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +102,7 @@ class SACConfig(OffPolicyConfig):
 
 @struct.dataclass
 class OffPolicyHParams(CheckedHParams):
-    """Traced hyperparameters (spec §4): ``ent_coef`` is ``λ``, ``kl_coef`` is ``c_KL = 1/t_k`` (MDPO only),
+    """Traced hyperparameters: ``ent_coef`` is ``λ``, ``kl_coef`` is ``c_KL = 1/t_k`` (MDPO only),
     ``reg_coef`` the actor's ``mean μ² + mean log σ²`` penalty."""
 
     lr: float = 3e-4
@@ -170,63 +120,17 @@ OffPolicyHParams.rules = {
 }
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Networks
-# ----------------------------------------------------------------------------------------------------------------
-
-
-class SquashedGaussianActor(nnx.Module):
-    """``obs [..., O] -> (mean [..., D], log_std [..., D])`` of the pre-tanh Gaussian; ``log σ ∈ [−20, 2]``."""
-
-    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: tuple[int, ...], activation: str, *, rngs: nnx.Rngs):
-        self.torso = MLP(obs_dim, hidden_sizes, activation, rngs=rngs)
-        self.mean_head = dense(self.torso.out_features, action_dim, 0.01, rngs)
-        self.log_std_head = dense(self.torso.out_features, action_dim, 0.01, rngs)
-
-    def __call__(self, obs: Array) -> tuple[Array, Array]:
-        features = self.torso(obs)
-        return self.mean_head(features), jnp.clip(self.log_std_head(features), LOG_STD_MIN, LOG_STD_MAX)
-
-
-class Critic(nnx.Module):
-    """``Q(s, a)`` (``in_features = O + D``, call with ``concat(obs, action)``) or ``V(s)``; ``[..., in] -> [...]``."""
-
-    def __init__(self, in_features: int, hidden_sizes: tuple[int, ...], activation: str, *, rngs: nnx.Rngs):
-        self.torso = MLP(in_features, hidden_sizes, activation, rngs=rngs)
-        self.head = dense(self.torso.out_features, 1, 1.0, rngs)
-
-    def __call__(self, x: Array) -> Array:
-        return self.head(self.torso(x))[..., 0]
-
-
-def sample_squashed(mean: Array, log_std: Array, key: Array) -> tuple[Array, Array, Array]:
-    """Reparameterized ``u = μ + σ ε``, ``a = tanh(u)``, ``log π(a)``: ``([..., D], [..., D], [...])``."""
-    pre_tanh = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-    return jnp.tanh(pre_tanh), pre_tanh, squashed_gaussian_log_prob(pre_tanh, mean, log_std)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# State and losses
-# ----------------------------------------------------------------------------------------------------------------
-
-
 @struct.dataclass
-class OffPolicyState:
-    """Everything one seed needs to resume: ``params = {actor, q1, q2, v}``, targets, optimizers, buffer, envs.
-
-    ``old_actor`` is MDPO's ``π_θk`` (unused by SAC); ``env_steps`` counts env steps taken, ``grad_steps``
-    gradient steps taken (the old-policy sync clock)."""
+class Learner:
+    """What the gradient steps change: ``params = {actor, q1, q2, v}``, the Polyak target ``V_ψ̄``, MDPO's
+    ``old_actor`` ``π_θk`` (unused by SAC), the optimizers (learning rate in their state,
+    :mod:`purejaxpo.engine.optim`) and ``grad_steps`` (the old-policy sync clock)."""
 
     params: dict[str, Any]
     target_v: Any
     old_actor: Any
     actor_opt: Any
     critic_opt: Any
-    buffer: ReplayState
-    env: EnvCarry
-    key: Array
-    update_index: Array
-    env_steps: Array
     grad_steps: Array
 
 
@@ -265,7 +169,7 @@ def actor_loss(
         kl = jnp.zeros(())
     else:
         old_mean, old_log_std = nnx.merge(actor_def, jax.lax.stop_gradient(old_actor))(batch["obs"])
-        old_log_prob = squashed_gaussian_log_prob(pre_tanh, old_mean, old_log_std)
+        old_log_prob = squashed_log_prob(pre_tanh, old_mean, old_log_std)
         per_sample = mdpo_off_actor_loss(log_prob, old_log_prob, q, kl_coef, hp.ent_coef)
         kl = jnp.mean(log_prob - old_log_prob)
     reg = hp.reg_coef * (jnp.mean(jnp.square(mean)) + jnp.mean(jnp.square(log_std)))
@@ -273,25 +177,19 @@ def actor_loss(
     return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob), "kl": kl}
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Trainer
-# ----------------------------------------------------------------------------------------------------------------
-
-
 def make_train(config: OffPolicyConfig, env: Any, env_params: Any) -> Trainer:
     """Build the off-policy MDPO (``MDPOOffConfig``) or SAC (``SACConfig``) :class:`~purejaxpo.types.Trainer`."""
     if not isinstance(config, OffPolicyConfig):
         raise TypeError(f"mdpo_off.make_train needs an MDPOOffConfig or SACConfig, got {type(config).__name__}")
     variant = config.VARIANT
-    spec = common.policy_spec(env, env_params)
+    spec = policy_spec(env, env_params)
     if spec.kind != "continuous":
         raise ValueError(f"off-policy MDPO/SAC need continuous (Box) actions; this env's action space is {spec.kind}")
     if len(spec.obs_shape) != 1:
         raise ValueError(f"off-policy MDPO/SAC need flat observations, got shape {spec.obs_shape}")
     obs_dim, action_dim = spec.obs_shape[0], spec.action_dim
-    low, high = jnp.asarray(spec.low, jnp.float32), jnp.asarray(spec.high, jnp.float32)
-    iterations = config.steps_per_update // config.train_freq
     num_md_iterations = max(1, config.total_gradient_steps // config.sgd_steps)
+    optimizer = engine.adam()
 
     def build(key: Array) -> dict[str, Any]:
         keys = jax.random.split(key, 4)
@@ -306,132 +204,63 @@ def make_train(config: OffPolicyConfig, env: Any, env_params: Any) -> Trainer:
     split = {name: nnx.split(module) for name, module in build(jax.random.key(0)).items()}
     graphdefs = {"actor": split["actor"][0], "q": split["q1"][0], "v": split["v"][0]}
 
-    def to_env(action: Array) -> Array:
-        scaled = low + 0.5 * (action + 1.0) * (high - low)
-        return scaled[..., 0] if spec.scalar_action else scaled
-
-    def init(key: Array, hp: OffPolicyHParams) -> OffPolicyState:
-        net_key, env_key, key = jax.random.split(key, 3)
-        params = {name: nnx.split(module)[1] for name, module in build(net_key).items()}
+    def init_learner(key: Array, hp: OffPolicyHParams) -> Learner:
+        params = {name: nnx.split(module)[1] for name, module in build(key).items()}
         critics = {k: params[k] for k in ("q1", "q2", "v")}
-        example = {
-            "obs": jnp.zeros((obs_dim,), jnp.float32),
-            "action": jnp.zeros((action_dim,), jnp.float32),
-            "reward": jnp.zeros((), jnp.float32),
-            "next_obs": jnp.zeros((obs_dim,), jnp.float32),
-            "terminated": jnp.zeros((), jnp.float32),
-        }
-        return OffPolicyState(
-            params=params,
-            target_v=params["v"],
-            old_actor=params["actor"],
-            actor_opt=optax.adam(hp.lr).init(params["actor"]),
-            critic_opt=optax.adam(hp.lr).init(critics),
-            buffer=replay_init(example, config.capacity),
-            env=init_env_carry(env, env_params, env_key, config.num_envs),
-            key=key,
-            update_index=jnp.zeros((), jnp.int32),
-            env_steps=jnp.zeros((), jnp.int32),
+        return Learner(
+            params=params, target_v=params["v"], old_actor=params["actor"],
+            actor_opt=engine.init_optimizer(optimizer, params["actor"], learning_rate=hp.lr),
+            critic_opt=engine.init_optimizer(optimizer, critics, learning_rate=hp.lr),
             grad_steps=jnp.zeros((), jnp.int32),
         )
 
-    def learn(state: OffPolicyState, key: Array, hp: OffPolicyHParams) -> tuple[OffPolicyState, dict[str, Array]]:
+    def learn(learner: Learner, buffer: Any, key: Array, hp: OffPolicyHParams) -> tuple[Learner, dict[str, Array]]:
         """One gradient step on critics and actor (simultaneous), the Polyak step, and the old-policy sync."""
         sample_key, critic_key, actor_key = jax.random.split(key, 3)
-        batch = replay_sample(state.buffer, sample_key, config.train_batch_size)
-        params = state.params
+        batch = replay_sample(buffer, sample_key, config.train_batch_size)
+        params = learner.params
         critics = {k: params[k] for k in ("q1", "q2", "v")}
         if config.anneal_kl:
-            md_iteration = state.grad_steps // config.sgd_steps
+            md_iteration = learner.grad_steps // config.sgd_steps
             kl_coef = 1.0 / mdpo_step_size(md_iteration, num_md_iterations, 1.0 / hp.kl_coef)
         else:
             kl_coef = jnp.asarray(hp.kl_coef, jnp.float32)
-        c_fn = lambda p, b: critic_loss(graphdefs, p, params["actor"], state.target_v, b, critic_key, hp)
-        critics, critic_opt, c_metrics = gradient_step(critics, state.critic_opt, batch, c_fn, optax.adam(hp.lr))
-        a_fn = lambda p, b: actor_loss(graphdefs, p, state.old_actor, params["q1"], b, actor_key, hp, kl_coef, variant)
-        actor, actor_opt, a_metrics = gradient_step(params["actor"], state.actor_opt, batch, a_fn, optax.adam(hp.lr))
-        target_v = optax.incremental_update(critics["v"], state.target_v, hp.tau)
-        grad_steps = state.grad_steps + 1
+        c_fn = lambda p, b: critic_loss(graphdefs, p, params["actor"], learner.target_v, b, critic_key, hp)
+        critics, critic_opt, c_metrics = gradient_step(critics, learner.critic_opt, batch, c_fn, optimizer)
+        a_fn = lambda p, b: actor_loss(graphdefs, p, learner.old_actor, params["q1"], b, actor_key, hp, kl_coef, variant)
+        actor, actor_opt, a_metrics = gradient_step(params["actor"], learner.actor_opt, batch, a_fn, optimizer)
+        grad_steps = learner.grad_steps + 1
         sync = grad_steps % config.sgd_steps == 0
-        old_actor = jax.tree.map(lambda new, old: jnp.where(sync, new, old), actor, state.old_actor)
-        new_state = state.replace(
-            params={"actor": actor, **critics}, target_v=target_v, old_actor=old_actor, actor_opt=actor_opt,
-            critic_opt=critic_opt, grad_steps=grad_steps,
+        new = Learner(
+            params={"actor": actor, **critics}, target_v=optax.incremental_update(critics["v"], learner.target_v, hp.tau),
+            old_actor=jax.tree.map(lambda n, o: jnp.where(sync, n, o), actor, learner.old_actor),
+            actor_opt=actor_opt, critic_opt=critic_opt, grad_steps=grad_steps,
         )
         metrics = {
-            "loss": c_metrics["loss"] + a_metrics["loss"],
-            "q_loss": c_metrics["q_loss"],
-            "value_loss": c_metrics["value_loss"],
-            "q_target_mean": c_metrics["q_mean"],
-            "actor_loss": a_metrics["actor_loss"],
-            "entropy": a_metrics["entropy"],
-            "kl": a_metrics["kl"],
-            "kl_coef": kl_coef,
-            "nonfinite": c_metrics["nonfinite"] + a_metrics["nonfinite"],
+            "loss": c_metrics["loss"] + a_metrics["loss"], "q_loss": c_metrics["q_loss"],
+            "value_loss": c_metrics["value_loss"], "q_target_mean": c_metrics["q_mean"],
+            "actor_loss": a_metrics["actor_loss"], "entropy": a_metrics["entropy"], "kl": a_metrics["kl"],
+            "kl_coef": kl_coef, "nonfinite": c_metrics["nonfinite"] + a_metrics["nonfinite"],
         }
-        return new_state, metrics
+        return new, metrics
 
-    def iteration(state: OffPolicyState, _: None, hp: OffPolicyHParams) -> tuple[OffPolicyState, Any]:
-        """``train_freq`` vector env steps into the buffer, then ``gradient_steps`` gradient steps."""
-        key, rollout_key, learn_key = jax.random.split(state.key, 3)
-        actor = nnx.merge(graphdefs["actor"], state.params["actor"])
-        warmup = state.env_steps < config.learning_starts
+    def behaviour(learner: Learner, obs: Array, key: Array, deterministic: bool) -> Array:
+        mean, log_std = nnx.merge(graphdefs["actor"], learner.params["actor"])(obs)
+        return jnp.tanh(mean) if deterministic else sample_squashed(mean, log_std, key)[0]
 
-        def policy_step(obs: Array, act_key: Array) -> tuple[Array, Array, Array, Array]:
-            noise_key, random_key = jax.random.split(act_key)
-            mean, log_std = actor(obs.astype(jnp.float32))
-            if config.deterministic_collection:
-                action = jnp.tanh(mean)
-            else:
-                action = sample_squashed(mean, log_std, noise_key)[0]
-            action = jnp.where(warmup, jax.random.uniform(random_key, action.shape, minval=-1.0, maxval=1.0), action)
-            zeros = jnp.zeros(obs.shape[:1], jnp.float32)
-            return action, to_env(action), zeros, zeros
+    def before_update(learner: Learner, hp: OffPolicyHParams) -> Learner:
+        return learner.replace(
+            actor_opt=engine.set_hyperparams(learner.actor_opt, learning_rate=hp.lr),
+            critic_opt=engine.set_hyperparams(learner.critic_opt, learning_rate=hp.lr),
+        )
 
-        env_carry, traj, stats = rollout(env, env_params, state.env, rollout_key, policy_step, lambda o: o, config.train_freq)
-        flat = lambda x: x.reshape((-1,) + x.shape[2:]).astype(jnp.float32)
-        items = {
-            "obs": flat(traj.obs), "action": flat(traj.action), "reward": flat(traj.reward),
-            "next_obs": flat(traj.final_obs), "terminated": flat(traj.terminated),
-        }
-        env_steps = state.env_steps + config.num_envs * config.train_freq
-        state = state.replace(buffer=replay_add(state.buffer, items), env=env_carry, key=key, env_steps=env_steps)
-        learning = env_steps > config.learning_starts
-
-        def grad_step(learner: tuple, step_key: Array) -> tuple[tuple, dict[str, Array]]:
-            s = state.replace(**dict(zip(LEARNER_FIELDS, learner)))
-            new, metrics = learn(s, step_key, hp)
-            new_learner = tuple(getattr(new, f) for f in LEARNER_FIELDS)
-            return jax.tree.map(lambda n, o: jnp.where(learning, n, o), new_learner, learner), metrics
-
-        learner = tuple(getattr(state, f) for f in LEARNER_FIELDS)
-        learner, metrics = jax.lax.scan(grad_step, learner, jax.random.split(learn_key, config.gradient_steps))
-        state = state.replace(**dict(zip(LEARNER_FIELDS, learner)))
-        metrics = jax.tree.map(lambda x: jnp.mean(x), metrics)
-        metrics["nonfinite"] = metrics["nonfinite"] * config.gradient_steps * learning
-        return state, (stats, metrics, learning.astype(jnp.float32))
-
-    def update(state: OffPolicyState, hp: OffPolicyHParams) -> tuple[OffPolicyState, dict[str, Array]]:
-        state, (stats, metrics, learning) = jax.lax.scan(lambda s, x: iteration(s, x, hp), state, None, length=iterations)
-        total = EpisodeStats(count=stats.count.sum(), return_sum=stats.return_sum.sum(), length_sum=stats.length_sum.sum())
-        learned = learning.sum()
-        mean_learned = lambda x: jnp.where(learned > 0, jnp.sum(x * learning) / jnp.maximum(learned, 1.0), jnp.nan)
-        out = {name: mean_learned(value) for name, value in metrics.items() if name != "nonfinite"}
-        out.update(common.episode_metrics(total))
-        out["nonfinite_steps"] = metrics["nonfinite"].sum()
-        out["env_steps"] = state.env_steps.astype(jnp.float32)
-        out["gradient_steps"] = state.grad_steps.astype(jnp.float32)
-        return state.replace(update_index=state.update_index + 1), out
-
-    def act(state: OffPolicyState, obs: Array, key: Array, deterministic: bool = False) -> Array:
-        mean, log_std = nnx.merge(graphdefs["actor"], state.params["actor"])(obs.astype(jnp.float32))
-        action = jnp.tanh(mean) if deterministic else sample_squashed(mean, log_std, key)[0]
-        return to_env(action)
-
-    return Trainer(init, update, scan_train(init, update, config.num_updates), act, config, env, env_params, type(config).algorithm_name)
+    parts = offpolicy.OffPolicyParts(
+        init_learner=init_learner, learn=learn, behaviour=behaviour, before_update=before_update,
+        metrics=lambda learner: {"gradient_steps": learner.grad_steps.astype(jnp.float32)},
+    )
+    return offpolicy.build(parts, config, env, env_params, deterministic_collection=config.deterministic_collection)
 
 
 __all__ = [
-    "Critic", "MDPOOffConfig", "OffPolicyConfig", "OffPolicyHParams", "OffPolicyState", "SACConfig",
-    "SquashedGaussianActor", "actor_loss", "critic_loss", "make_train", "sample_squashed",
+    "Learner", "MDPOOffConfig", "OffPolicyConfig", "OffPolicyHParams", "SACConfig", "actor_loss", "critic_loss", "make_train",
 ]

@@ -1,7 +1,7 @@
 """PolicyFlow (Yang, Liu & Chen, arXiv:2602.01156, ICLR 2026): a continuous-normalizing-flow policy trained
-PPO-style with a velocity-variation ratio and a Brownian regularizer. Spec: ``shared/specs/policyflow.md``.
+PPO-style with a velocity-variation ratio and a Brownian regularizer.
 
-One update (spec §2, [C] = the released code):
+One update ([C] = the released code):
 
 1. Rollout with θ_old (the parameters at the start of the update): ``x0 ~ N(0, I)`` (0 when
    ``degenerate_to_gaussian``), ``x1 = φ_θold(x0; s)`` by K midpoint steps, ``δ ~ N(0, σ_old²)``, ``a = x1 + δ``,
@@ -13,8 +13,8 @@ One update (spec §2, [C] = the released code):
    ``2K+1`` solver times, ``x_t`` interpolates ``x0 → x1``, ``Δv = v_θ(x_t, t) − v_θold(x_t, t)``,
    ``ρ = N(δ; Δv, σ_θ²) / N(δ; 0, σ_old²)``, ``L_π`` is PPO-clip on ρ, ``L_BR`` the Brownian regularizer and
    ``L_V = mean((R − V_old − clip(V − V_old, ±ε_V))²)`` (direct value clipping: no PPO max).
-4. After every epoch the learning rate (carried in ``state.algo``, a traced scalar: no recompiles) follows the
-   KL-adaptive rule on the epoch-mean residual KL.
+4. After every epoch the learning rate (a traced scalar in the optimizer state, :mod:`purejaxpo.engine.optim`:
+   no recompiles) follows the KL-adaptive rule on the epoch-mean residual KL.
 """
 
 from __future__ import annotations
@@ -24,25 +24,24 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx, struct
 
-from purejaxpo.algorithms import common
-from purejaxpo.algorithms.onpolicy import flatten_time_and_batch, update_epochs_with_state
+from purejaxpo import engine
+from purejaxpo.engine import RolloutBudget, require_positive_ints, set_hyperparams, validate_config
+from purejaxpo.networks.distributions import env_action
 from purejaxpo.networks.flow_policy import FlowPolicy
 from purejaxpo.primitives import flows
-from purejaxpo.primitives.advantages import explained_variance, gae, masked_mean, normalize
+from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
-from purejaxpo.primitives.stateful import return_scaler, running_moments, scale_rewards
-from purejaxpo.rollout import bootstrap_values, rollout
-from purejaxpo.types import CheckedHParams, Trainer, above, at_least, scan_train
+from purejaxpo.spaces import PolicySpec, policy_spec
+from purejaxpo.types import CheckedHParams, Trainer, above, at_least
 
 Array = jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
-class PolicyFlowConfig(common.RolloutBudget):
-    """Static settings. Network and loop defaults follow the released MultiGoal config (spec §3–4) except the
+class PolicyFlowConfig(RolloutBudget):
+    """Static settings. Network and loop defaults follow the released MultiGoal config except the
     CPU-scale batch (``num_envs=64`` instead of 4096).
 
     - ``num_flow_steps``: K midpoint steps (10 in the code, 12 in the paper).
@@ -54,6 +53,7 @@ class PolicyFlowConfig(common.RolloutBudget):
     """
 
     algorithm_name: ClassVar[str] = "policyflow"
+    choices: ClassVar[dict[str, Any]] = {"interpolant": flows.INTERPOLANTS, "brownian_reduction": flows.BROWNIAN_REDUCTIONS}
 
     num_envs: int = 64
     num_steps: int = 32
@@ -76,28 +76,19 @@ class PolicyFlowConfig(common.RolloutBudget):
     action_bounds: str = "clip"
 
     def __post_init__(self) -> None:
-        common.check_batch_layout(self)
-        common.require_positive_ints(self, ("num_flow_steps", "emb_dim"))
+        validate_config(self)
+        require_positive_ints(self, ("num_flow_steps", "emb_dim"))
         if self.emb_dim % 8:
             raise ValueError(f"PolicyFlowConfig.emb_dim must be a multiple of 8, got {self.emb_dim}")
-        if not self.hidden_sizes or not self.critic_hidden_sizes:
-            raise ValueError("PolicyFlowConfig.hidden_sizes and critic_hidden_sizes must be non-empty")
-        if self.interpolant not in flows.INTERPOLANTS:
-            raise ValueError(f"PolicyFlowConfig.interpolant must be one of {flows.INTERPOLANTS}, got {self.interpolant!r}")
-        if self.brownian_reduction not in flows.BROWNIAN_REDUCTIONS:
-            raise ValueError(
-                f"PolicyFlowConfig.brownian_reduction must be one of {flows.BROWNIAN_REDUCTIONS}, "
-                f"got {self.brownian_reduction!r}"
-            )
-        if self.action_bounds not in ("clip", "tanh"):
-            raise ValueError(f"PolicyFlowConfig.action_bounds must be 'clip' or 'tanh', got {self.action_bounds!r}")
+        if self.action_bounds is None:
+            raise ValueError("PolicyFlowConfig.action_bounds must be 'clip' or 'tanh', got None")
         if self.output_scale < 0:
             raise ValueError(f"PolicyFlowConfig.output_scale must be >= 0, got {self.output_scale}")
 
 
 @struct.dataclass
 class PolicyFlowHParams(CheckedHParams):
-    """Traced hyperparameters (MultiGoal defaults of the released code, spec §4).
+    """Traced hyperparameters (MultiGoal defaults of the released code).
 
     ``lr`` is the *initial* learning rate when ``kl_adaptive_lr``; ``desired_kl``, ``lr_factor``, ``min_lr`` and
     ``max_lr`` are the SKRL ``KLAdaptiveLR`` defaults (assumed [P]).
@@ -134,7 +125,7 @@ PolicyFlowHParams.rules = {
 
 @struct.dataclass
 class FlowBatch:
-    """Flattened training samples ``[N, ...]``: latent, old endpoint and residual of every action."""
+    """Training samples ``[T, B, ...]``: latent, old endpoint and residual of every action."""
 
     obs: Array
     x0: Array
@@ -146,7 +137,7 @@ class FlowBatch:
     targets: Array
 
 
-def build_policy(config: PolicyFlowConfig, spec: common.PolicySpec, key: Array) -> FlowPolicy:
+def build_policy(config: PolicyFlowConfig, spec: PolicySpec, key: Array) -> FlowPolicy:
     return FlowPolicy(
         spec.obs_shape[0],
         spec.action_dim,
@@ -160,12 +151,6 @@ def build_policy(config: PolicyFlowConfig, spec: common.PolicySpec, key: Array) 
         degenerate_to_gaussian=config.degenerate_to_gaussian,
         rngs=nnx.Rngs(params=key),
     )
-
-
-def make_optimizer(lr: Array, hp: PolicyFlowHParams) -> optax.GradientTransformation:
-    """``clip_by_global_norm → AdamW`` (one optimizer over actor and critic, spec §2.3 [C]); its state does not
-    depend on ``lr``, so a traced, adapted ``lr`` never recompiles."""
-    return optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adamw(lr, weight_decay=hp.weight_decay))
 
 
 def policyflow_loss(
@@ -189,7 +174,7 @@ def policyflow_loss(
     log_std = jnp.broadcast_to(model.log_std(), delta_v.shape)
     log_ratio = flows.policyflow_log_ratio(delta_v, batch.delta, log_std, batch.log_prob)
     policy_loss = masked_mean(clipped_surrogate(log_ratio, batch.advantages, hp.clip_eps))
-    entropy = masked_mean(flows.gaussian_entropy(log_std))
+    entropy = masked_mean(flows.residual_gaussian(jnp.zeros_like(log_std), log_std).entropy())
     brownian = masked_mean(
         flows.brownian_regularizer(v_new, v_old, x_t, t, config.interpolant, hp.brownian_beta, config.brownian_reduction)
     )
@@ -213,103 +198,60 @@ def policyflow_loss(
 def make_train(config: PolicyFlowConfig, env: Any, env_params: Any) -> Trainer:
     """Build the PolicyFlow :class:`~purejaxpo.types.Trainer`; ``ValueError`` for non-continuous actions or
     non-flat observations (raised here, before anything compiles)."""
-    spec = common.policy_spec(env, env_params)
+    spec = policy_spec(env, env_params)
     if spec.kind != "continuous":
         raise ValueError(f"policyflow needs continuous (Box) actions; this env's action space is {spec.kind}")
     if len(spec.obs_shape) != 1:
         raise ValueError(f"policyflow needs flat (vector) observations; this env's are {spec.obs_shape}")
-    num_updates = config.num_updates
     dim = spec.action_dim
-    graphdef, _ = nnx.split(build_policy(config, spec, jax.random.key(0)))
+    to_env = lambda action: env_action(spec, action, config.action_bounds)
 
-    def init(key: Array, hp: PolicyFlowHParams) -> common.OnPolicyState:
-        net_key, key = jax.random.split(key)
-        _, params = nnx.split(build_policy(config, spec, net_key))
-        opt_state = make_optimizer(hp.lr, hp).init(params)
-        lr = jnp.asarray(hp.lr, jnp.float32)  # the KL-adapted learning rate, carried across updates
-        return common.init_state(env, env_params, config, spec, params, opt_state, key, lr)
+    def policy_step(model: FlowPolicy, obs: Array, key: Array) -> tuple[Array, Array, Array, Array]:
+        latent_key, noise_key = jax.random.split(key)
+        dist = model.distribution(obs, latent_key)
+        action, log_prob = dist.sample_and_log_prob(seed=noise_key)
+        return jnp.concatenate([dist.x0, dist.x1, action - dist.x1], axis=-1), to_env(action), log_prob, model.value(obs)
 
-    def collect(state: common.OnPolicyState, model: FlowPolicy, key: Array, hp: PolicyFlowHParams):
-        observe = common.observe_fn(config, state.obs_norm)
-
-        def policy_step(obs: Array, act_key: Array) -> tuple[Array, Array, Array, Array]:
-            seen = observe(obs)
-            latent_key, noise_key = jax.random.split(act_key)
-            dist = model.distribution(seen, latent_key)
-            action, log_prob = dist.sample_and_log_prob(seed=noise_key)
-            raw = jnp.concatenate([dist.x0, dist.x1, action - dist.x1], axis=-1)
-            return raw, common.env_action(spec, action, config.action_bounds), log_prob, model.value(seen)
-
-        env_carry, traj, stats = rollout(env, env_params, state.env, key, policy_step, lambda o: o, config.num_steps)
-        traj = bootstrap_values(traj, lambda o: model.value(observe(o)))
-        last_value = model.value(observe(env_carry.obs))
-        rewards, scaler = traj.reward, state.reward_scaler
-        if config.normalize_rewards:
-            dones = jnp.logical_or(traj.terminated, traj.truncated)
-            scaler = return_scaler.update(scaler, rewards, dones, hp.gamma)
-            rewards = scale_rewards(scaler, rewards)
-        advantages, targets = gae(
-            rewards, traj.value, traj.final_value, last_value, traj.terminated, traj.truncated, hp.gamma, hp.gae_lambda
-        )
-        obs_norm = running_moments.update(state.obs_norm, traj.obs) if config.normalize_obs else state.obs_norm
-        return env_carry, traj, stats, advantages, targets, scaler, obs_norm, observe
-
-    def update(state: common.OnPolicyState, hp: PolicyFlowHParams) -> tuple[common.OnPolicyState, dict[str, Array]]:
-        key, rollout_key, epoch_key, loss_key = jax.random.split(state.key, 4)
-        old_model = nnx.merge(graphdef, state.params)  # θ_old: fixed for the whole update
-        env_carry, traj, stats, advantages, targets, scaler, obs_norm, observe = collect(state, old_model, rollout_key, hp)
+    def prepare(exp: engine.Experience, ctx: engine.UpdateContext) -> engine.Prepared:
+        advantages, targets = engine.gae_of(exp, ctx.hp.gamma, ctx.hp.gae_lambda)
         if config.normalize_advantages:
             advantages = normalize(advantages)  # over the whole rollout [C]
+        traj = exp.trajectory
         x0, x1, delta = traj.action[..., :dim], traj.action[..., dim : 2 * dim], traj.action[..., 2 * dim :]
-        batch = flatten_time_and_batch(
-            FlowBatch(observe(traj.obs), x0, x1, delta, traj.log_prob, traj.value, advantages, targets)
-        )
+        batch = FlowBatch(ctx.observe(traj.obs), x0, x1, delta, traj.log_prob, traj.value, advantages, targets)
+        metrics = {"explained_variance": explained_variance(traj.value, targets),
+                   "residual_std": jnp.mean(jnp.exp(ctx.model.log_std()))}
+        return engine.Prepared(batch, None, metrics)
 
-        def loss_fn(params: Any, minibatch: FlowBatch, step_key: Array) -> tuple[Array, dict[str, Array]]:
-            return policyflow_loss(nnx.merge(graphdef, params), old_model, minibatch, step_key, hp, config)
+    def adapt_lr(carried: Any, opt_state: Any, epoch: dict[str, Array], hp: PolicyFlowHParams) -> tuple[Any, Any]:
+        lr = flows.kl_adaptive_lr(opt_state.hyperparams["learning_rate"], epoch["kl"], hp.desired_kl, hp.lr_factor,
+                                  hp.min_lr, hp.max_lr)
+        return carried, set_hyperparams(opt_state, learning_rate=lr)
 
-        def next_key(step_key: Array, params: Any, metrics: dict[str, Array]) -> Array:
-            return jax.random.split(step_key)[0]
-
-        def epoch(carry, epoch_key_i):
-            params, opt_state, lr, step_key = carry
-            params, opt_state, step_key, summary = update_epochs_with_state(
-                epoch_key_i, params, opt_state, step_key, batch, loss_fn, make_optimizer(lr, hp), next_key,
-                1, config.num_minibatches,
-            )
-            if config.kl_adaptive_lr:
-                lr = flows.kl_adaptive_lr(lr, summary["kl"], hp.desired_kl, hp.lr_factor, hp.min_lr, hp.max_lr)
-            return (params, opt_state, lr, step_key), summary
-
-        (params, opt_state, lr, _), per_epoch = jax.lax.scan(
-            epoch, (state.params, state.opt_state, state.algo, loss_key), jax.random.split(epoch_key, config.update_epochs)
-        )
-        train_metrics = {k: jnp.mean(v) for k, v in per_epoch.items() if k != "nonfinite"}
-        new_state = state.replace(
-            params=params, opt_state=opt_state, obs_norm=obs_norm, reward_scaler=scaler, env=env_carry, key=key,
-            update_index=state.update_index + 1, algo=lr,
-        )
-        metrics = {
-            **common.episode_metrics(stats),
-            **train_metrics,
-            "nonfinite_steps": jnp.sum(per_epoch["nonfinite"]),
-            "explained_variance": explained_variance(traj.value, targets),
-            "learning_rate": lr,
-            "residual_std": jnp.mean(jnp.exp(old_model.log_std())),
-            "env_steps": (state.update_index + 1).astype(jnp.float32) * config.batch_size,
-        }
-        return new_state, metrics
-
-    def act(state: common.OnPolicyState, obs: Array, key: Array, deterministic: bool = False) -> Array:
+    def act(model: FlowPolicy, obs: Array, key: Array, deterministic: bool) -> Array:
         """Stochastic: fresh x0, flow, plus the Gaussian residual (the rollout sampler). Deterministic: the flow
         endpoint from x0 = 0 without the residual (our choice [P]; the code evaluates stochastically)."""
-        model = nnx.merge(graphdef, state.params)
-        seen = common.observe_fn(config, state.obs_norm)(obs)
         if deterministic:
-            raw = model.flow(seen, jnp.zeros(seen.shape[:-1] + (dim,), jnp.float32))
-        else:
-            latent_key, noise_key = jax.random.split(key)
-            raw = model.distribution(seen, latent_key).sample(seed=noise_key)
-        return common.env_action(spec, raw, config.action_bounds)
+            return to_env(model.flow(obs, jnp.zeros(obs.shape[:-1] + (dim,), jnp.float32)))
+        latent_key, noise_key = jax.random.split(key)
+        return to_env(model.distribution(obs, latent_key).sample(seed=noise_key))
 
-    return Trainer(init, update, scan_train(init, update, num_updates), act, config, env, env_params, type(config).algorithm_name)
+    phase = engine.Phase(
+        loss=lambda m, mb, ctx: policyflow_loss(m, ctx.old_model, mb, ctx.key, ctx.hp, config),
+        optimizer=engine.adamw_with_clipping(),  # one optimizer over actor and critic [C]
+        epochs=config.update_epochs,
+        minibatches=config.num_minibatches,
+        hyperparams=lambda hp, i: {"learning_rate": hp.lr, "max_grad_norm": hp.max_grad_norm, "weight_decay": hp.weight_decay},
+        adaptive=("learning_rate",) if config.kl_adaptive_lr else (),
+        per_epoch=adapt_lr if config.kl_adaptive_lr else None,
+        step_keys=True,
+    )
+    parts = engine.OnPolicyParts(
+        network=lambda key: build_policy(config, spec, key),
+        policy_step=policy_step,
+        value=engine.critic_value,
+        prepare=prepare,
+        phases=(phase,),
+        act=act,
+    )
+    return engine.build(parts, config, env, env_params)

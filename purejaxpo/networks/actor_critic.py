@@ -88,3 +88,20 @@ def make_actor_critic(key: jax.Array, **kwargs: Any) -> tuple[nnx.GraphDef, nnx.
     """Build an :class:`ActorCritic` and split it into ``(graphdef, params)``; kwargs as the constructor."""
     model = ActorCritic(rngs=nnx.Rngs(params=key), **kwargs)
     return nnx.split(model)
+
+
+def actor_critic_for(config: Any, spec: Any, key: jax.Array) -> ActorCritic:
+    """The :class:`ActorCritic` a config asks for (its ``hidden_sizes``, ``activation``, ``torso`` and, for
+    continuous actions, ``init_log_std``) on the spaces of a :class:`~purejaxpo.spaces.PolicySpec`."""
+    init_log_std = getattr(config, "init_log_std", None)
+    return ActorCritic(
+        spec.obs_shape,
+        spec.kind,
+        spec.action_dim,
+        num_categories=spec.num_categories,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        torso=getattr(config, "torso", "mlp"),
+        init_log_std=0.0 if init_log_std is None else init_log_std,
+        rngs=nnx.Rngs(params=key),
+    )

@@ -56,3 +56,49 @@ def to_env_action(raw_action: Array, low: Array, high: Array, bounds: str) -> Ar
     if bounds == "tanh":
         return low + 0.5 * (jnp.tanh(raw_action) + 1.0) * (high - low)
     raise ValueError(f"unknown action bounds mode {bounds!r}; expected 'clip' or 'tanh'")
+
+
+def env_action(spec: Any, raw_action: Array, bounds: str | None) -> Array:
+    """The action the env receives for a sampled (unbounded) policy action, for a
+    :class:`~purejaxpo.spaces.PolicySpec`: discrete actions pass through; continuous ones are bounded with
+    :func:`to_env_action` (``bounds`` ``None`` = ``"clip"``) and squeezed for a scalar ``Box``."""
+    if spec.kind != "continuous":
+        return raw_action
+    action = to_env_action(raw_action, spec.low, spec.high, bounds or "clip")
+    return action[..., 0] if spec.scalar_action else action
+
+
+def parameters(dist: distrax.Distribution) -> dict[str, Array]:
+    """The arrays that define one of our policy distributions, to store it in a batch (e.g. MDPO's π_θk) and
+    rebuild it with :func:`from_parameters`."""
+    if isinstance(dist, distrax.Independent):
+        return {"logits": dist.distribution.logits}
+    if isinstance(dist, distrax.Categorical):
+        return {"logits": dist.logits}
+    if isinstance(dist, distrax.MultivariateNormalDiag):
+        return {"loc": dist.loc, "scale_diag": dist.scale_diag}
+    raise TypeError(f"no parameters() for {type(dist).__name__}")
+
+
+def from_parameters(kind: str, params: dict[str, Array]) -> distrax.Distribution:
+    """The distribution :func:`parameters` described, for an action ``kind`` (``discrete``, ``multi_discrete``,
+    ``continuous``)."""
+    if kind == "continuous":
+        return distrax.MultivariateNormalDiag(params["loc"], params["scale_diag"])
+    if kind == "multi_discrete":
+        return multi_categorical(params["logits"])
+    return categorical(params["logits"])
+
+
+def per_component_log_prob(dist: distrax.Distribution, action: Array, kind: str) -> Array:
+    """Log-probabilities ``[..., M]`` per sub-action of a multi-discrete policy (``M = 1`` otherwise)."""
+    if kind == "multi_discrete":
+        return dist.distribution.log_prob(action)
+    return dist.log_prob(action)[..., None]
+
+
+def per_component_entropy(dist: distrax.Distribution, kind: str) -> Array:
+    """Entropy ``[..., M]`` per sub-action of a multi-discrete policy (``M = 1`` otherwise)."""
+    if kind == "multi_discrete":
+        return dist.distribution.entropy()
+    return dist.entropy()[..., None]

@@ -1,4 +1,4 @@
-"""PolicyFlow's networks (arXiv:2602.01156; spec ``shared/specs/policyflow.md`` §3): an observation-conditioned
+"""PolicyFlow's networks (arXiv:2602.01156): an observation-conditioned
 velocity field with a Fourier time embedding, a learnable state-independent residual log-std, and a critic.
 
 ``FlowPolicy.distribution(obs, key)`` draws the latent ``x0`` (zeros when ``degenerate_to_gaussian``),
@@ -9,7 +9,7 @@ exactly for that conditional policy; the marginal density over x0 is intractable
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,24 +40,26 @@ class FlowDistribution:
     x1: Array
     log_std: Array
 
+    def residual(self) -> Any:
+        """``N(x1, σ²)`` as a distrax distribution (log-probs, entropy and KL are distrax's)."""
+        return flows.residual_gaussian(self.x1, self.log_std)
+
     def sample_and_log_prob(self, *, seed: Array) -> tuple[Array, Array]:
         delta = jax.random.normal(seed, self.x1.shape, self.x1.dtype) * jnp.exp(self.log_std)
-        return self.x1 + delta, flows.gaussian_log_prob(delta, 0.0, self.log_std)
+        return self.x1 + delta, flows.residual_gaussian(jnp.zeros_like(delta), self.log_std).log_prob(delta)
 
     def sample(self, *, seed: Array) -> Array:
         return self.sample_and_log_prob(seed=seed)[0]
 
     def log_prob(self, value: Array) -> Array:
-        return flows.gaussian_log_prob(value, self.x1, self.log_std)
+        return self.residual().log_prob(value)
 
     def entropy(self) -> Array:
-        return flows.gaussian_entropy(jnp.broadcast_to(self.log_std, self.x1.shape))
+        return self.residual().entropy()
 
     def kl_divergence(self, other: "FlowDistribution") -> Array:
         """``KL(self ‖ other)`` of the two conditional Gaussians (same x0 assumed)."""
-        var_ratio = jnp.exp(2.0 * (self.log_std - other.log_std))
-        mean_term = jnp.square(self.x1 - other.x1) * jnp.exp(-2.0 * other.log_std)
-        return jnp.sum(0.5 * (var_ratio + mean_term - 1.0) - (self.log_std - other.log_std), axis=-1)
+        return self.residual().kl_divergence(other.residual())
 
     def mode(self) -> Array:
         return self.x1
@@ -65,7 +67,7 @@ class FlowDistribution:
 
 class FourierTimeEmbedding(nnx.Module):
     """``t [...] -> [..., emb_dim]``: ``[cos 2πft, sin 2πft]`` with fixed frequencies ``f ~ N(0, 16²)`` of size
-    ``emb_dim/8``, then ``Linear(emb/4 → emb) → Mish → Linear(emb → emb)`` (CleanDiffuser-style, spec §3 [C]).
+    ``emb_dim/8``, then ``Linear(emb/4 → emb) → Mish → Linear(emb → emb)`` (CleanDiffuser-style [C]).
 
     The frequencies are drawn once from a fixed NumPy seed and kept as static constants (not parameters), so
     they are identical across seeds and never trained or weight-decayed [P].
@@ -85,7 +87,7 @@ class FourierTimeEmbedding(nnx.Module):
 
 
 class VelocityNet(nnx.Module):
-    """``v_θ(x, t; s)``: ``concat[x, emb(t) + W_c s] → MLP(Mish) → Linear(D)`` (``FlowMlp`` of spec §3 [C]).
+    """``v_θ(x, t; s)``: ``concat[x, emb(t) + W_c s] → MLP(Mish) → Linear(D)`` (``FlowMlp`` of [C]).
 
     ``output_scale`` scales the orthogonal init of the last kernel: 0.01 as in the released code, 0 for the
     paper's zero init (then the initial flow is the identity, ``φ(x0) = x0``).

@@ -2,7 +2,7 @@
 2023, arXiv:2210.01542): encoders (Impala-style CNN, MinAtar CNN, MLP) with optional spectral norm, the
 feature regularizers, Poincaré and Lorentz MLR heads, and the actor-critic that selects among them.
 
-Layout (spec ``hyperpp.md`` §3)::
+Layout::
 
     h = Encoder(obs)                          shared by actor and critic
     u = W h + b                                [..., d], d = embedding_dim
@@ -183,7 +183,7 @@ class FeatureRegularizer(nnx.Module):
 class PoincareMLR(nnx.Module):
     """Poincaré hyperplane MLR (Ganea et al. 2018; :func:`~purejaxpo.primitives.hyperbolic.poincare_mlr`):
     ``x [..., d]`` on the ball ``-> [..., K]``. Normals ``a ~ N(0, 1/d)``; offsets ``p_k = exp_0(p̃_k)`` with a
-    Euclidean tangent parameter ``p̃ [K, d]`` initialised at 0 — our reading [P] (spec §7.6): plain Adam on
+    Euclidean tangent parameter ``p̃ [K, d]`` initialised at 0 — our reading [P]: plain Adam on
     ``p̃`` replaces the baseline's Riemannian Adam on ``p``; the model class is the same, the optimizer path not."""
 
     def __init__(self, in_features: int, out_features: int, curvature: float, *, rngs: nnx.Rngs):

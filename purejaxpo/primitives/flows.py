@@ -4,8 +4,7 @@ Normalizing Flow in Reinforcement Learning", arXiv:2602.01156, ICLR 2026).
 The policy is ``a = φ_θ(x0; s) + δ`` with ``x0 ~ N(0, I)``, ``φ_θ`` the endpoint of the ODE
 ``dx/dt = v_θ(x, t; s)`` and ``δ ~ N(0, diag σ²)``. All functions are pure array code; velocity fields are
 passed as callables ``v(x [..., D], t [...]) -> [..., D]``. Action vectors live on the last axis ``D``;
-every leading axis is a batch axis. Formulas follow the released code (spec
-``shared/specs/policyflow.md`` §2, marked [C] there); choices marked [P] in docstrings are our reading.
+every leading axis is a batch axis. Formulas follow the released code ([C]); choices marked [P] in docstrings are our reading.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import distrax
 import jax
 import jax.numpy as jnp
 
@@ -21,7 +21,6 @@ VelocityFn = Callable[[Array, Array], Array]
 
 INTERPOLANTS = ("rectified_flow", "stochastic_interpolant", "trigflow")
 BROWNIAN_REDUCTIONS = ("mean", "l2")
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def time_horizon(kind: str) -> float:
@@ -68,7 +67,7 @@ def midpoint_sample(velocity: VelocityFn, x0: Array, num_steps: int, horizon: fl
         v1 = v(x, t_k);   x_mid = x + (Δ/2) v1;   v2 = v(x_mid, t_k + Δ/2);   x ← x + Δ v2
 
     ``x0 [..., D] -> x1 [..., D]``; ``velocity`` receives ``t`` broadcast to ``x.shape[:-1]``. Costs ``2K``
-    velocity evaluations (spec §2.1 [C]). Local error O(Δ³), global O(Δ²).
+    velocity evaluations ([C]). Local error O(Δ³), global O(Δ²).
     """
     if not isinstance(num_steps, int) or num_steps <= 0:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
@@ -87,19 +86,14 @@ def midpoint_sample(velocity: VelocityFn, x0: Array, num_steps: int, horizon: fl
     return x1
 
 
-def gaussian_log_prob(x: Array, mean: Array, log_std: Array) -> Array:
-    """``log N(x; mean, diag exp(log_std)²)`` summed over the last axis: ``[..., D] -> [...]``."""
-    z = (x - mean) * jnp.exp(-log_std)
-    return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * _LOG_2PI, axis=-1)
-
-
-def gaussian_entropy(log_std: Array) -> Array:
-    """Entropy of the diagonal Gaussian residual, ``Σ_d (½ log(2πe) + log σ_d)``: ``[..., D] -> [...]``."""
-    return jnp.sum(0.5 * (_LOG_2PI + 1.0) + log_std, axis=-1)
+def residual_gaussian(mean: Array, log_std: Array) -> distrax.MultivariateNormalDiag:
+    """The diagonal Gaussian ``N(mean, diag exp(log_std)²)`` over the last axis (``log_std`` broadcast to
+    ``mean``), as a distrax distribution: its ``log_prob``, ``entropy`` and ``kl_divergence`` are distrax's."""
+    return distrax.MultivariateNormalDiag(mean, jnp.exp(jnp.broadcast_to(log_std, jnp.shape(mean))))
 
 
 def velocity_variation(velocity_new: VelocityFn, velocity_old: VelocityFn, x_t: Array, t: Array) -> Array:
-    """``Δv = v_θ(x_t, t) − stopgrad(v_θold(x_t, t))`` (spec §2.2 [C]); ``[..., D]``.
+    """``Δv = v_θ(x_t, t) − stopgrad(v_θold(x_t, t))`` ([C]); ``[..., D]``.
 
     For a straight flow ``φ(x0) = x0 + ∫ v dt ≈ x0 + v(x_t, t)`` at any ``t`` on the path, so
     ``φ_θ(x0) − φ_θold(x0) ≈ Δv``: the endpoint's shift caused by the parameter update.
@@ -108,18 +102,18 @@ def velocity_variation(velocity_new: VelocityFn, velocity_old: VelocityFn, x_t: 
 
 
 def policyflow_log_ratio(delta_v: Array, delta: Array, log_std_new: Array, log_prob_old: Array) -> Array:
-    """The approximate log-ratio ``log π̃_θ(a|s) − log π_old(a|s)`` of PolicyFlow (spec §2.2 [C])::
+    """The approximate log-ratio ``log π̃_θ(a|s) − log π_old(a|s)`` of PolicyFlow ([C])::
 
         log π̃_θ = log N(δ; Δv, σ_θ²)        log π_old = log N(δ; 0, σ_old²)  (stored at rollout)
 
     ``delta_v, delta [..., D]`` (``δ = a − x1``), ``log_std_new`` broadcastable to ``[..., D]``,
     ``log_prob_old [...]`` → ``[...]``. Equals 0 when θ = θ_old (Δv = 0, σ_θ = σ_old).
     """
-    return gaussian_log_prob(delta, delta_v, log_std_new) - log_prob_old
+    return residual_gaussian(delta_v, log_std_new).log_prob(delta) - log_prob_old
 
 
 def policyflow_kl(delta_v: Array, log_std_new: Array, log_std_old: Array, eps: float = 1e-5) -> Array:
-    """KL of the residual Gaussians used by the KL-adaptive learning rate (spec §2.3 [C], the released
+    """KL of the residual Gaussians used by the KL-adaptive learning rate ([C], the released
     code's formula with its ``+1e-5`` inside the log)::
 
         KL = Σ_d [ log(σ_new/σ_old + ε) + (σ_old² + Δv²) / (2 σ_new²) − ½ ]
@@ -143,7 +137,7 @@ def brownian_regularizer(
     beta: float | Array = 1.0,
     reduction: str = "mean",
 ) -> Array:
-    """PolicyFlow's Brownian regularizer per sample (spec §2.3 [C]; ``v_old`` is treated as a constant)::
+    """PolicyFlow's Brownian regularizer per sample ([C]; ``v_old`` is treated as a constant)::
 
         rectified_flow:          ‖ (1 − t) v_θ  −  β (x_t − t v_old) ‖²
         stochastic_interpolant:  ‖ (2(t − ½)² + ½) v_θ  −  β (x_t − t v_old) ‖²
@@ -180,7 +174,7 @@ def kl_adaptive_lr(
     min_lr: float | Array = 1e-6,
     max_lr: float | Array = 1e-2,
 ) -> Array:
-    """SKRL-style KL-adaptive learning rate (spec §2.3; the SKRL defaults are our assumption [P])::
+    """SKRL-style KL-adaptive learning rate (the SKRL defaults are our assumption [P])::
 
         lr ← lr / factor  if KL > 2·desired_kl;   lr ← lr · factor  if KL < desired_kl / 2;   clip to [min, max]
     """

@@ -68,24 +68,6 @@ def sample_kl(log_ratio: Array, estimator: str = "k3") -> Array:
     raise ValueError(f"unknown KL estimator {estimator!r}; expected 'k1', 'k2' or 'k3'")
 
 
-def categorical_kl(logits_p: Array, logits_q: Array) -> Array:
-    """Analytic ``KL(p ‖ q) = Σ_a p(a) (log p(a) − log q(a))`` over the last axis. ``[..., A]`` → ``[...]``."""
-    log_p = jax.nn.log_softmax(logits_p, axis=-1)
-    log_q = jax.nn.log_softmax(logits_q, axis=-1)
-    return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
-
-
-def diag_gaussian_kl(mean_p: Array, log_std_p: Array, mean_q: Array, log_std_q: Array) -> Array:
-    """Analytic ``KL(N(μp, σp²) ‖ N(μq, σq²))`` summed over the last (action) axis. ``[..., D]`` → ``[...]``::
-
-        KL = Σ_d [ log σq − log σp + (σp² + (μp − μq)²) / (2 σq²) − ½ ]
-    """
-    var_p = jnp.exp(2.0 * log_std_p)
-    var_q = jnp.exp(2.0 * log_std_q)
-    kl = log_std_q - log_std_p + (var_p + jnp.square(mean_p - mean_q)) / (2.0 * var_q) - 0.5
-    return jnp.sum(kl, axis=-1)
-
-
 def kl_penalty_surrogate(log_ratio: Array, advantages: Array, kl: Array, beta: float | Array) -> Array:
     """KL-penalized surrogate per element (Schulman et al. 2017, §4): ``L = −r Â + β KL``.
 

@@ -1,22 +1,19 @@
 """Mirror Descent Policy Optimization losses (Tomar, Shani, Efroni, Ghavamzadeh, "Mirror Descent Policy
-Optimization", ICLR 2022, arXiv:2005.09814). Spec: ``shared/specs/mdpo.md``.
+Optimization", ICLR 2022, arXiv:2005.09814).
 
 All losses are *to be minimized* and returned per element (reduce with ``masked_mean``); inputs broadcast
 over any leading ``[T, B]`` / ``[N]`` axes.
 
-- :func:`mdpo_on_loss`: on-policy MDPO, ``−ρ Â + (1/t_k) KL(π_θ ‖ π_θk)`` (spec §2.1).
-- :func:`mdpo_off_actor_loss`: off-policy MDPO actor, SAC-style with a KL to a lagged policy (spec §2.2).
+- :func:`mdpo_on_loss`: on-policy MDPO, ``−ρ Â + (1/t_k) KL(π_θ ‖ π_θk)``.
+- :func:`mdpo_off_actor_loss`: off-policy MDPO actor, SAC-style with a KL to a lagged policy.
 - :func:`sac_actor_loss`: the SAC (v1) actor loss the off-policy form reduces to.
 - :func:`mdpo_step_size`: the annealed MD step size ``t_k = 1 − k/K``.
-- :func:`tanh_log_det_jacobian`, :func:`squashed_gaussian_log_prob`: ``log π`` of a tanh-squashed Gaussian.
 
-The closed-form KLs themselves are :func:`purejaxpo.primitives.losses.categorical_kl` and
-:func:`~purejaxpo.primitives.losses.diag_gaussian_kl` (first argument = the *current* policy).
+The closed-form KLs are distrax's (``dist.kl_divergence``, first argument = the *current* policy) and the
+tanh-squashed Gaussian's log-density is :func:`purejaxpo.networks.squashed_gaussian.squashed_log_prob`.
 """
 
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -25,12 +22,12 @@ Array = jax.Array
 
 
 def mdpo_step_size(k: Array | int, num_iterations: Array | int, t0: Array | float = 1.0) -> Array:
-    """MD step size ``t_k = t0 · max(1 − k/K, 1/K)`` for the 0-based iteration index ``k`` (spec §2.1).
+    """MD step size ``t_k = t0 · max(1 − k/K, 1/K)`` for the 0-based iteration index ``k``.
 
     The released code computes ``1 − (k' − 1)/K`` with the 1-based ``k'``: ``t = 1`` at the first iteration and
     ``1/K`` at the last (``k = K − 1``), so the KL weight ``1/t_k`` grows from 1 to ``K``. Beyond the horizon
     (``k ≥ K``, when ``anneal_horizon`` is shorter than the run) we hold ``t = t0/K`` instead of reaching 0
-    [P: our reading of spec §7.3]. Shapes: scalars or any broadcastable arrays.
+    [P: our reading]. Shapes: scalars or any broadcastable arrays.
     """
     k = jnp.asarray(k, jnp.float32)
     horizon = jnp.asarray(num_iterations, jnp.float32)
@@ -38,7 +35,7 @@ def mdpo_step_size(k: Array | int, num_iterations: Array | int, t0: Array | floa
 
 
 def mdpo_on_loss(log_prob: Array, old_log_prob: Array, advantages: Array, kl: Array, step_size: Array | float) -> Array:
-    """On-policy MDPO loss per element (spec §2.1; the paper's eq. for the MD subproblem)::
+    """On-policy MDPO loss per element (the paper's eq. for the MD subproblem)::
 
         L(θ) = −ρ_θ Â + (1/t_k) · KL(π_θ(·|s) ‖ π_θk(·|s)),    ρ_θ = π_θ(a|s) / π_θk(a|s)
 
@@ -55,7 +52,7 @@ def mdpo_on_loss(log_prob: Array, old_log_prob: Array, advantages: Array, kl: Ar
 def mdpo_off_actor_loss(
     log_prob: Array, old_log_prob_at_action: Array, q_value: Array, kl_coef: Array | float, ent_coef: Array | float
 ) -> Array:
-    """Off-policy MDPO actor loss per element (spec §2.2, ``mdpo_off/mdpo.py``)::
+    """Off-policy MDPO actor loss per element (``mdpo_off/mdpo.py``)::
 
         L_π = c_KL · (log π_θ(ã|s) − log π_θk(ã|s)) + λ · log π_θk(ã|s) − Q(s, ã),   ã = tanh(μ_θ + σ_θ ε)
 
@@ -72,25 +69,6 @@ def sac_actor_loss(log_prob: Array, q_value: Array, ent_coef: Array | float) -> 
     return ent_coef * log_prob - q_value
 
 
-def tanh_log_det_jacobian(pre_tanh: Array) -> Array:
-    """``Σ_d log(1 − tanh(u_d)²)`` over the last axis, in the stable form ``2 (log 2 − u − softplus(−2u))``.
-    ``[..., D]`` → ``[...]``."""
-    return jnp.sum(2.0 * (math.log(2.0) - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh)), axis=-1)
-
-
-def squashed_gaussian_log_prob(pre_tanh: Array, mean: Array, log_std: Array) -> Array:
-    """``log π(tanh(u))`` for ``u ~ N(μ, σ²)`` diagonal (Haarnoja et al. 2018, appendix C)::
-
-        log π(a) = Σ_d [log N(u_d; μ_d, σ_d²) − log(1 − tanh(u_d)²)],   a = tanh(u)
-
-    Shapes: ``pre_tanh``, ``mean``, ``log_std`` ``[..., D]`` → ``[...]``.
-    """
-    z = (pre_tanh - mean) * jnp.exp(-log_std)
-    gaussian = jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * math.log(2.0 * math.pi), axis=-1)
-    return gaussian - tanh_log_det_jacobian(pre_tanh)
-
-
 __all__ = [
-    "mdpo_off_actor_loss", "mdpo_on_loss", "mdpo_step_size", "sac_actor_loss", "squashed_gaussian_log_prob",
-    "tanh_log_det_jacobian",
+    "mdpo_off_actor_loss", "mdpo_on_loss", "mdpo_step_size", "sac_actor_loss",
 ]

@@ -9,7 +9,6 @@ The clipped surrogate (with dual-clip) and the KL-penalized surrogate live in
 
 - :func:`spo_surrogate` — Simple Policy Optimization (Xie et al., ICML 2025, arXiv:2401.16025);
 - :func:`dpo_drift` / :func:`dpo_surrogate` — Discovered Policy Optimisation (Lu et al. 2022, arXiv:2210.05639);
-- :func:`lpo_drift` — LPO's learned drift *evaluator* (weights must come from meta-training; none are shipped);
 - :func:`r2vpo_surrogate` — ratio-variance penalty with a dual variable (Luo et al., arXiv:2601.03320 /
   arXiv:2605.26784; **our reconstruction**, the paper bodies were not available);
 - :func:`ewma_decoupled_surrogate` — PPO-EWMA's decoupled clipped loss (Hilton et al. 2021, arXiv:2110.00641);
@@ -62,22 +61,6 @@ def dpo_surrogate(log_ratio: Array, advantages: Array, alpha: Scalar = 2.0, beta
     """Mirror-learning loss with the DPO drift: ``L = −( r Â − D(r, Â) )`` (see :func:`dpo_drift`).
     Shapes ``[...]`` → ``[...]``."""
     return -(jnp.exp(log_ratio) * advantages - dpo_drift(log_ratio, advantages, alpha, beta))
-
-
-def lpo_drift(log_ratio: Array, advantages: Array, w1: Array, w2: Array) -> Array:
-    """LPO's learned drift (Lu et al. 2022): ``D = ReLU(f_η(x) − 1e-4)`` with the bias-free MLP
-    ``f_η(x) = tanh(x W1) W2`` (``W1 [8, H]``, ``W2 [H, 1]``; H = 128 in the paper) on the features::
-
-        x = [ℓ, ℓ², 1−r, (1−r)², Âℓ, Âℓ², Â(1−r), Â(1−r)²]
-
-    Only the evaluator: the weights η are meta-learned with evolution strategies over full training runs
-    (OpenES on Brax Ant in the paper), which is far outside a PPO run, and no trained η ships with this
-    library, so the trainer does not offer ``objective="lpo"``. Shapes ``[...]`` → ``[...]``.
-    """
-    ratio_gap = 1.0 - jnp.exp(log_ratio)
-    base = jnp.stack([log_ratio, jnp.square(log_ratio), ratio_gap, jnp.square(ratio_gap)], axis=-1)
-    features = jnp.concatenate([base, advantages[..., None] * base], axis=-1)
-    return jax.nn.relu((jnp.tanh(features @ w1) @ w2)[..., 0] - 1e-4)
 
 
 def r2vpo_surrogate(log_ratio: Array, advantages: Array, lam: Scalar, delta: Scalar) -> Array:
@@ -161,7 +144,6 @@ __all__ = [
     "dual_ascent",
     "ewma_decoupled_surrogate",
     "ewma_update",
-    "lpo_drift",
     "r2vpo_surrogate",
     "ratio_second_moment",
     "spo_surrogate",

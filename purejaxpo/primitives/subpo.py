@@ -3,7 +3,7 @@ score-function (REINFORCE) surrogate. Time on axis 0, trailing axes broadcast (n
 
 Paper: Prajapat, Mutný, Zeilinger, Krause, "Submodular Reinforcement Learning", ICLR 2024 (arXiv:2307.13372).
 A trajectory ``τ = (s_0, …, s_H)`` is scored by a monotone submodular ``F`` of its *set* of states
-(spec ``subpo.md`` §2.1)::
+(arXiv:2307.13372, §4)::
 
     Δ_j = F(τ_{0:j} ∪ {s_{j+1}}) − F(τ_{0:j}) ≥ 0,        F(τ) = F({s_0}) + Σ_{j=0}^{H−1} Δ_j
 
@@ -11,9 +11,9 @@ SubPO's two gradient estimators weight ``∇ log π(a_h | x_h)`` by
 
 - ``F(τ_{0:h+1})`` (:func:`running_objective`): the paper's released grid-world code (``main.py``) [C]. Since
   ``F(τ_{0:h})`` is fixed before ``a_h`` is drawn, its mean is ``Σ_h E[∇ log π_h · Δ_h]``: a greedy ascent of
-  each step's immediate marginal gain (spec §2.3);
+  each step's immediate marginal gain;
 - ``Σ_{j≥h} γ^{j−h} Δ_j − b(x_h)`` (:func:`reward_to_go`, or GAE over ``Δ`` with a critic): with ``γ = 1``
-  an unbiased estimate of ``∇_θ E[F(τ)]`` for Markov and history-dependent policies alike (spec §2.2 [P]).
+  an unbiased estimate of ``∇_θ E[F(τ)]`` for Markov and history-dependent policies alike ([P]).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def marginal_gain_rewards(value_fn: SetValueFn, cells: Array, num_cells: int) ->
     ``j+1`` states (a revisit gains 0).
 
     Args:
-      value_fn: ``F(visited [N]) -> []`` (any set function; see :mod:`purejaxpo.primitives.submodular`).
+      value_fn: ``F(visited [N]) -> []`` (any set function; see :mod:`purejaxpo.envs.set_functions`).
       cells: int ``[H+1, ...]`` state (cell) indices ``s_0..s_H``; trailing axes are independent trajectories.
       num_cells: ``N``, the size of the ground set.
 
@@ -65,7 +65,7 @@ def marginal_gain_rewards(value_fn: SetValueFn, cells: Array, num_cells: int) ->
 
 def running_objective(first_value: Array, gains: Array, done: Array | None = None) -> Array:
     """``F(τ_{0:t+1}) = F({s_0}) + Σ_{j≤t} Δ_j``: the objective reached after each step, restarted after every
-    episode end. The grid-world estimator's weight (spec §2.3, ``main.py``'s ``R_h`` before ``/MAX_Ret``).
+    episode end. The grid-world estimator's weight (``main.py``'s ``R_h`` before ``/MAX_Ret``).
 
     Args:
       first_value: ``[...]`` ``F({s_0})`` of each episode's start state (the same for every episode here: a
@@ -93,7 +93,7 @@ def reward_to_go(rewards: Array, done: Array | None = None, gamma: float | Array
 
         G_t = r_t + γ (1 − done_t) G_{t+1},     G_T = 0
 
-    With ``r = Δ`` and ``γ = 1`` it is SubPO's unbiased weight (spec §2.2); it equals GAE with ``λ = 1`` and
+    With ``r = Δ`` and ``γ = 1`` it is SubPO's unbiased weight; it equals GAE with ``λ = 1`` and
     ``V ≡ 0`` on whole episodes. ``rewards, done``: ``[T, ...]`` (``done=None``: one episode). Returns ``[T, ...]``.
     """
     rewards = jnp.asarray(rewards)

@@ -1,0 +1,144 @@
+"""The update half of the engine: epochs × shuffled minibatches of gradient steps, with global-norm clipping
+(inside the optimizer), non-finite protection, carried algorithm state and per-step / per-epoch hooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+Metrics = dict[str, Array]
+
+
+class LossContext(NamedTuple):
+    """What a loss sees besides the network and the minibatch: the hyperparameters, the network that collected
+    the data (``old_model``, π_old / θ_k: no gradient flows into it), the carried state *as of this gradient
+    step*, a per-step PRNG key (``None`` unless the phase asks for one) and the update index."""
+
+    hp: Any
+    old_model: Any
+    carried: Any
+    key: Array | None
+    update_index: Array
+
+
+# loss(model, minibatch, ctx) -> (scalar loss, scalar metrics)
+LossFn = Callable[[Any, Any, LossContext], tuple[Array, Metrics]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One schedule of gradient steps: ``epochs`` passes over the batch in ``minibatches`` shuffled minibatches,
+    minimizing ``loss`` with ``optimizer`` (an :func:`optax.inject_hyperparams` optimizer, its own state slot).
+
+    - ``hyperparams(hp, update_index) -> {name: value}``: written into the optimizer state at init and before
+      every update (learning-rate schedules, ``max_grad_norm``); names in ``adaptive`` are written at init only
+      and then left to the hooks (a KL-adapted learning rate).
+    - ``per_step(carried, params, step_metrics, hp) -> carried``: after every gradient step that was finite.
+    - ``per_epoch(carried, opt_state, epoch_metrics, hp) -> (carried, opt_state)``: after every epoch.
+    - ``step_keys``: give each gradient step its own key (a chain ``k_{i+1} = split(k_i)[0]``).
+    - ``metrics``: the step metrics this phase reports (``None`` = all); ``report`` maps optimizer
+      hyperparameters to the metric names they are reported under.
+    """
+
+    loss: LossFn
+    optimizer: optax.GradientTransformation
+    epochs: int
+    minibatches: int
+    hyperparams: Callable[[Any, Array], dict[str, Array]]
+    adaptive: tuple[str, ...] = ()
+    per_step: Callable[[Any, Any, Metrics, Any], Any] | None = None
+    per_epoch: Callable[[Any, Any, Metrics, Any], tuple[Any, Any]] | None = None
+    step_keys: bool = False
+    metrics: tuple[str, ...] | None = None
+    report: dict[str, str] = field(default_factory=lambda: {"learning_rate": "learning_rate"})
+
+
+def _tree_all_finite(tree: Any) -> Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def gradient_step(
+    params: Any, opt_state: Any, minibatch: Any, loss_fn: Callable[[Any, Any], tuple[Array, Metrics]],
+    optimizer: optax.GradientTransformation,
+) -> tuple[Any, Any, Metrics]:
+    """One gradient step. If the loss or any gradient is non-finite the step is *skipped* (params and
+    optimizer state unchanged) and ``nonfinite`` is 1, so callers can report it instead of training on."""
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, minibatch)
+    finite = jnp.logical_and(jnp.isfinite(loss), _tree_all_finite(grads))
+    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    metrics = {**aux, "loss": loss, "grad_norm": optax.tree.norm(grads), "nonfinite": 1.0 - finite.astype(jnp.float32)}
+    return keep(new_params, params), keep(new_opt_state, opt_state), metrics
+
+
+def shuffled_minibatches(key: Array, batch: Any, num_minibatches: int) -> Any:
+    """Permute the leading ``[N]`` axis of every leaf and split it into ``[num_minibatches, N/M, ...]``."""
+    size = jax.tree.leaves(batch)[0].shape[0]
+    permutation = jax.random.permutation(key, size)
+    return jax.tree.map(
+        lambda x: jnp.take(x, permutation, axis=0).reshape((num_minibatches, size // num_minibatches) + x.shape[1:]),
+        batch,
+    )
+
+
+def run_phase(
+    phase: Phase,
+    key: Array,
+    params: Any,
+    opt_state: Any,
+    carried: Any,
+    batch: Any,
+    merge: Callable[[Any], Any],
+    context: Callable[[Any, Array | None], LossContext],
+    step_key: Array | None = None,
+) -> tuple[Any, Any, Any, Metrics]:
+    """``phase.epochs`` shuffled passes over ``batch`` (leaves ``[N, ...]``).
+
+    ``merge(params)`` builds the network; ``context(carried, step_key)`` the :class:`LossContext`. Returns new
+    params, optimizer state, carried state and the step metrics averaged over all gradient steps, except
+    ``nonfinite``: the number of skipped steps.
+    """
+    hp = context(carried, None).hp
+
+    def minibatch_step(carry: tuple, minibatch: Any) -> tuple[tuple, Metrics]:
+        params, opt_state, carried, step_key = carry
+        ctx = context(carried, step_key)
+        params, opt_state, metrics = gradient_step(
+            params, opt_state, minibatch, lambda p, mb: phase.loss(merge(p), mb, ctx), phase.optimizer
+        )
+        if phase.per_step is not None:
+            finite = metrics["nonfinite"] == 0
+            updated = phase.per_step(carried, params, metrics, hp)
+            carried = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, carried)
+        if step_key is not None:
+            step_key = jax.random.split(step_key)[0]
+        return (params, opt_state, carried, step_key), metrics
+
+    def epoch(carry: tuple, epoch_key: Array) -> tuple[tuple, Metrics]:
+        carry, metrics = jax.lax.scan(minibatch_step, carry, shuffled_minibatches(epoch_key, batch, phase.minibatches))
+        if phase.per_epoch is not None:
+            params, opt_state, carried, step_key = carry
+            epoch_means = {name: jnp.mean(value) for name, value in metrics.items()}
+            carried, opt_state = phase.per_epoch(carried, opt_state, epoch_means, hp)
+            carry = (params, opt_state, carried, step_key)
+        return carry, metrics
+
+    (params, opt_state, carried, _), metrics = jax.lax.scan(
+        epoch, (params, opt_state, carried, step_key), jax.random.split(key, phase.epochs)
+    )
+    keep = phase.metrics
+    summary = {name: jnp.mean(value) for name, value in metrics.items() if keep is None or name in keep or name == "nonfinite"}
+    summary["nonfinite"] = jnp.sum(metrics["nonfinite"])
+    return params, opt_state, carried, summary
+
+
+def flatten_time_and_batch(tree: Any) -> Any:
+    """``[T, B, ...] -> [T·B, ...]`` for every leaf."""
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), tree)
