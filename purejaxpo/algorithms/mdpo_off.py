@@ -109,6 +109,11 @@ class OffPolicyConfig(common.RolloutBudget):
                 f"total_timesteps={self.total_timesteps} is smaller than one update "
                 f"(num_envs × steps_per_update = {self.batch_size})"
             )
+        if self.learning_starts >= self.num_updates * self.batch_size:  # gradient steps need env_steps > learning_starts
+            raise ValueError(
+                f"{name}.learning_starts={self.learning_starts} is not below the {self.num_updates * self.batch_size} env "
+                f"steps this budget runs: no gradient step would ever be taken; lower learning_starts or raise total_timesteps"
+            )
         if self.num_envs * self.train_freq > self.capacity:
             raise ValueError(f"{name}: one collection step ({self.num_envs * self.train_freq} transitions) exceeds the buffer")
         if self.num_updates * self.batch_size != self.total_timesteps:
