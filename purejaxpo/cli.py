@@ -121,6 +121,13 @@ def _plan_new(args: argparse.Namespace) -> TrainPlan:
     if args.env is None:
         raise UsageError("train needs --env (see `purejaxpo list`)")
     algorithm = get_algorithm(args.algo)
+    from purejaxpo.experiment import MAX_SEED
+
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be an integer in [0, {MAX_SEED}] (jax keys hold 32 bits), got {args.seed}")
+    if args.seed_indices is not None and max(args.seed_indices) >= (args.num_seeds or DEFAULT_NUM_SEEDS):
+        raise UsageError(f"--seed-indices must be below --num-seeds ({args.num_seeds or DEFAULT_NUM_SEEDS}): "
+                         f"seed_indices must be in [0, {args.num_seeds or DEFAULT_NUM_SEEDS}), got {args.seed_indices}")
     if args.eval_episodes is not None and args.eval_episodes < 0:
         raise UsageError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     config, settings, labels = build_settings(algorithm, args.set, args.sweep, args.total_timesteps)

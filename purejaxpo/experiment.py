@@ -483,10 +483,12 @@ def _train(
 
                 bar = tqdm(total=num_updates, initial=done, unit="upd", desc=f"{algorithm.name} {env_name}", dynamic_ncols=True)
             steps_per_update = trainer.config.batch_size * grid * seeds_run
-            last_status = time.monotonic()
+            last_status = float("-inf")  # the first chunk always refreshes status.json
             try:
                 while done < num_updates and not interrupts.requested:
                     length = min(chunk, num_updates - done)
+                    if checkpoint_every is not None:  # land on every checkpoint boundary, also after a resume
+                        length = min(length, checkpoint_every - done % checkpoint_every)
                     fn = chunk_fn(length, state)
                     start = time.perf_counter()
                     new_state, chunk_metrics = fn(state, hp)

@@ -51,9 +51,10 @@ def git_commit(directory: str | Path | None = None) -> dict[str, Any] | None:
 def command_line(argv: list[str] | None = None) -> str:
     """The command that started this process, shell-quoted (``sys.argv`` by default)."""
     argv = list(sys.argv if argv is None else argv)
+    words = [shlex.quote(a) for a in argv]
     if argv and argv[0].endswith("__main__.py"):
-        argv[0] = "python -m purejaxpo"
-    return " ".join(shlex.quote(a) for a in argv)
+        words[0] = "python -m purejaxpo"
+    return " ".join(words)
 
 
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,12 @@ def _check_writable(path: Path, terms: Terms) -> None:
     existing = _nearest_existing(path)
     if not existing.is_dir():
         raise RunDirError(f"{terms.out} {path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunDirError(f"{terms.out} {path}: {existing} is not writable")
+    try:  # a probe file, not os.access: root passes access() on read-only mounts
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".purejaxpo-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise RunDirError(f"{terms.out} {path}: {existing} is not writable ({err.strerror})") from None
 
 
 def check_new(path: str | Path, *, overwrite: bool = False, terms: Terms = API_TERMS) -> None:
