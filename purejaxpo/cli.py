@@ -189,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:
-    return "n/a" if value is None else format(value, spec)
+    return "n/a" if value is None or value != value else format(value, spec)  # None / NaN: nothing finished
 
 
 def _stats_line(name: str, stats: dict[str, Any]) -> str:

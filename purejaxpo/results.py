@@ -23,18 +23,15 @@ def config_dict(config: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
 def stats(values: np.ndarray) -> dict[str, Any]:
-    """Mean/median/min/max over finite entries and every value; ``None`` where there is nothing finite."""
+    """Mean/median/min/max over the finite entries, and every value; NaN where nothing is finite (written
+    as ``null`` to ``summary.json``, see :mod:`purejaxpo.atomic`)."""
     values = np.asarray(values, np.float64)
     finite = values[np.isfinite(values)]
-    agg = (lambda fn: float(fn(finite))) if finite.size else (lambda fn: None)
+    agg = (lambda fn: float(fn(finite))) if finite.size else (lambda fn: float("nan"))
     return {
         "mean": agg(np.mean), "median": agg(np.median), "min": agg(np.min), "max": agg(np.max),
-        "per_seed": [_finite_or_none(v) for v in values],
+        "per_seed": [float(v) for v in values],
     }
 
 
@@ -114,7 +111,8 @@ class Results:
         return np.where(total > 0, (returns * counts).sum(-1) / np.maximum(total, 1), np.nan)
 
     def summary(self) -> dict[str, Any]:
-        """The run's summary (``summary.json``, strict JSON: ``null`` where a value is missing).
+        """The run's summary (``summary.json``): NaN where a value is missing (no episode finished), which
+        ``summary.json`` stores as ``null`` (strict JSON).
 
         ``final_return``/``eval_return`` at the top level are those of setting 0 (``headline_setting``
         names it for grids); ``sweep`` has every setting's. ``env_steps_per_s`` counts the env steps this
@@ -133,7 +131,7 @@ class Results:
             "run_s": round(self.run_s, 3),
             "resumed_from_update": self.start_update,
             "env_steps_run": self.env_steps_run,
-            "env_steps_per_s": _finite_or_none(round(self.env_steps_per_s, 1)),
+            "env_steps_per_s": round(self.env_steps_per_s, 1),
             "final_return": stats(final[0]),
         }
         if self.seed_indices is not None and list(self.seed_indices) != list(range(self.num_seeds)):

@@ -196,7 +196,7 @@ def test_config_and_hparam_errors():
         mdpo_off.OffPolicyHParams(tau=1.5)
     env, env_params = make_env("CartPole-v1")
     with pytest.raises(ValueError, match="continuous"):
-        mdpo_off.make_train(mdpo_off.SACConfig(steps_per_update=10, total_timesteps=100), env, env_params)
+        mdpo_off.make_train(mdpo_off.SACConfig(steps_per_update=10, total_timesteps=100, learning_starts=0), env, env_params)
     with pytest.raises(ValueError, match="continuous actions only"):
         mdpo.make_train(mdpo.MDPOConfig(num_steps=64, total_timesteps=64, vf_minibatches=1, init_log_std=0.0), env, env_params)
 

@@ -209,6 +209,7 @@ def hand_results(updates=10, grid=1, seeds=2, start_update=0, run_s=2.0, finishe
 
 def test_summary_is_strict_json_when_no_episode_finished():
     summary = hand_results(finished=False).summary()
+    assert math.isnan(summary["final_return"]["mean"])  # the Python value stays a float
     text = atomic.dumps(summary)
     assert strict_loads(text)["final_return"] == {"mean": None, "median": None, "min": None, "max": None, "per_seed": [None, None]}
     assert "n/a" in format_summary(summary, Path("out"))
@@ -231,3 +232,18 @@ def test_sweep_headline_prints_every_setting():
     for label in ("lr=0.001", "lr=0.0003", "lr=0.0001"):
         assert f"[{label}]" in text
     assert "[lr=0.0001] 77.0" in text and "3 settings × 2 seeds" in text
+
+
+def test_readme_reliability_section_cites_tests_that_exist():
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Reliability", 1)[1].split("\n## ", 1)[0]
+    cited = re.findall(r"`(test_\w+\.py)::(test_\w+)(…?)`", section)
+    assert len(cited) >= 12
+    for file, name, prefix in cited:
+        source = (REPO / "tests" / file).read_text()
+        pattern = rf"^def {name}\w*\(" if prefix else rf"^def {name}\("
+        assert re.search(pattern, source, re.M), f"README cites {file}::{name}{prefix}, which does not exist"
+    for guarantee in ("No run is overwritten", "Atomic outputs", "Checkpoint fallback", "Interrupts"):
+        assert f"**{guarantee}" in section
