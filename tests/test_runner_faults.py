@@ -101,6 +101,12 @@ def test_a_crash_during_the_first_save_resumes_from_scratch(reference, tmp_path,
     assert_same_run(full, resumed)
 
 
+def test_resuming_a_different_run_names_the_keys_before_compiling(reference, no_training):
+    _, ckpt = reference
+    with pytest.raises(CheckpointError, match=r"different run: hparams\[0\]\.lr: checkpoint has 0.00025, this run has 1.0$"):
+        experiment.run("ppo", "CartPole-v1", checkpoint_dir=ckpt, resume=True, hparams=ppo.PPOHParams(lr=1.0), **RUN)
+
+
 def test_seed_i_alone_matches_seed_i_of_the_full_run(reference):
     full, _ = reference
     alone = experiment.run("ppo", "CartPole-v1", seed_indices=[2], **RUN)
