@@ -17,15 +17,18 @@ TINY = ["--set", "num_envs=4", "--set", "num_steps=16", "--set", "num_minibatche
         "--total-timesteps", str(4 * 16 * 8), "--num-seeds", "2", "--eval-episodes", "2", "--no-progress"]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def cli(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if cache is not None:  # a persistent XLA cache shared by this test's children: compile once
+        env.update({"JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
     return subprocess.run([sys.executable, "-m", "purejaxpo", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_train_writes_every_output_resumes_and_evaluates(tmp_path, capsys):
     out = tmp_path / "run"
     proc = cli("train", "ppo", "--env", "CartPole-v1", *TINY, "--sweep", "lr=1e-3,3e-4", "--out", str(out), "--checkpoint-every", "4",
-               "--seeds-per-batch", "3")  # 2 settings x 2 seeds: batches of 3 and 1
+               "--seeds-per-batch", "3", cache=tmp_path / "jax-cache")  # 2 settings x 2 seeds: batches of 3 and 1
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"config.json", "status.json", "metrics.csv", "curves.png", "summary.json", "checkpoints"} <= {p.name for p in out.iterdir()}
     text = (out / "summary.json").read_text()
@@ -58,7 +61,7 @@ def test_train_writes_every_output_resumes_and_evaluates(tmp_path, capsys):
     assert [entry["per_seed"] for entry in report["eval_return"]] == [entry["eval_return"]["per_seed"] for entry in summary["sweep"]]
     assert report["done"] and report["episodes"] == 2
 
-    resumed = cli("train", "ppo", "--env", "CartPole-v1", "--resume", str(out), "--no-progress")
+    resumed = cli("train", "ppo", "--env", "CartPole-v1", "--resume", str(out), "--no-progress", cache=tmp_path / "jax-cache")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     again = json.loads((out / "summary.json").read_text())
     assert again["final_return"]["per_seed"] == summary["final_return"]["per_seed"]

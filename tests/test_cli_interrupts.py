@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from purejaxpo.cli import main
 from purejaxpo.rundir import read_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,8 +20,19 @@ FLAGS = ["--set", "num_envs=4", "--set", "num_steps=16", "--set", "num_minibatch
          "--total-timesteps", str(4 * 16 * UPDATES), "--num-seeds", "2", "--eval-episodes", "2", "--no-progress"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """The child processes share a persistent XLA compilation cache (this module's own directory): the
+    same tiny programs compile once, not once per child."""
+    CHILD_ENV.update({"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
+                      "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
+
+
+CHILD_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
 def start(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = CHILD_ENV
     return subprocess.Popen([sys.executable, "-m", "purejaxpo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
 
@@ -53,10 +63,10 @@ def saved_steps(out: Path) -> list[int]:
     return sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
 
 
-def test_interrupts_save_and_resume_reproduces_the_uninterrupted_run(tmp_path, capsys):
+def test_interrupts_save_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
-    assert main(["train", "ppo", "--env", "CartPole-v1", *FLAGS, "--out", str(reference)]) == 0
-    capsys.readouterr()
+    proc = start("train", "ppo", "--env", "CartPole-v1", *FLAGS, "--out", str(reference))
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
     out = tmp_path / "run"
 
     # SIGTERM, no --checkpoint-every: the state reached is still saved, exit 143
@@ -109,9 +119,8 @@ runpy.run_module("purejaxpo", run_name="__main__")
 
 def test_running_out_of_space_leaves_no_truncated_output(tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", LIMITED, "train", "ppo", "--env", "CartPole-v1", *FLAGS, "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=CHILD_ENV, timeout=600)
     # config.json, status.json and the checkpoint fit under 40 kB; metrics.csv (~77 kB) does not
     assert proc.returncode == 1, proc.stderr[-3000:]
     err = proc.stderr.strip().splitlines()

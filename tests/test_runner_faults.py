@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import purejaxpo
-from purejaxpo import experiment, memory, rundir
+from purejaxpo import checkpointing, experiment, memory, rundir
 from purejaxpo.algorithms import hyperpp, mdpo_off, ppo
 from purejaxpo.checkpointing import CheckpointError
 
@@ -72,16 +72,24 @@ def test_resume_falls_back_past_truncated_data_and_a_missing_state(reference, tm
     assert sorted(os.listdir(ckpt)) == ["12", "4", "8"]
 
 
-def test_resume_falls_back_past_a_garbage_manifest(reference, tmp_path, capsys):
+def test_a_garbage_manifest_is_skipped_without_compiling(reference, tmp_path):
     full, ckpt = reference
     ckpt = copy_of(ckpt, tmp_path)
     for manifest in glob.glob(f"{ckpt}/12/**/manifest.ocdbt", recursive=True):
         with open(manifest, "wb") as handle:
             handle.write(b"\x00garbage")
-    resumed = experiment.run("ppo", "CartPole-v1", checkpoint_dir=ckpt, resume=True, **RUN)
-    assert "skipped damaged checkpoint 12" in capsys.readouterr().out
-    assert resumed.start_update == 8
-    assert_same_run(full, resumed)
+    trainer = ppo.make_train(CONFIG, *purejaxpo.make_env("CartPole-v1"))
+    hp = purejaxpo.stack_hparams([ppo.PPOHParams()])
+    keys = jax.numpy.broadcast_to(jax.random.split(jax.random.key(0), 3), (1, 3))
+    state_like = jax.eval_shape(jax.vmap(jax.vmap(trainer.init, in_axes=(0, None))), keys, hp)  # shapes only
+    metrics_like = {k: np.zeros_like(v) for k, v in full.metrics.items()}
+    meta = experiment.run_description("ppo", "CartPole-v1", CONFIG, [ppo.PPOHParams()], 3, 0, None)
+    read_only = checkpointing.restore_latest(ckpt, state_like, metrics_like, meta, repair=False)
+    assert read_only.step == 8 and [s for s, _ in read_only.skipped] == [12] and (ckpt / "12").is_dir()
+    restored = checkpointing.restore_latest(ckpt, state_like, metrics_like, meta)
+    assert restored.step == 8 and "DATA_LOSS" in restored.skipped[0][1] and not (ckpt / "12").exists()
+    for name, values in full.metrics.items():
+        np.testing.assert_array_equal(restored.metrics[name][..., :8], values[..., :8], err_msg=name)
 
 
 def test_a_crash_during_the_first_save_resumes_from_scratch(reference, tmp_path, capsys, monkeypatch):
