@@ -62,6 +62,11 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from err  # name the output, not the temporary file
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -15,7 +15,8 @@ import pytest
 from purejaxpo.rundir import read_status
 
 REPO = Path(__file__).resolve().parents[1]
-UPDATES = 300  # long enough to stop half-way (50 chunks), short enough to finish in a second
+UPDATES = 600  # long enough to stop half-way (50 chunks), short enough to finish in a second
+CHUNK = str(UPDATES // 50)  # the runner's default chunk: --checkpoint-every CHUNK reuses the compiled chunk
 FLAGS = ["--set", "num_envs=4", "--set", "num_steps=16", "--set", "num_minibatches=2", "--set", "hidden_sizes=16,16",
          "--total-timesteps", str(4 * 16 * UPDATES), "--num-seeds", "2", "--eval-episodes", "2", "--no-progress"]
 
@@ -81,7 +82,7 @@ def test_interrupts_save_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert saved_steps(out) == [first]
 
     # Ctrl-C with --checkpoint-every (the interrupt lands on a checkpoint boundary): exit 130, not "already exists"
-    proc = start("train", "ppo", "--resume", str(out), "--checkpoint-every", "4", "--no-progress")
+    proc = start("train", "ppo", "--resume", str(out), "--checkpoint-every", CHUNK, "--no-progress")
     wait_for_progress(proc, out, first)
     code, err = stop_with(proc, signal.SIGINT)
     assert code == 130, err[-2000:]
@@ -90,8 +91,8 @@ def test_interrupts_save_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert first < second < UPDATES and saved_steps(out)[-1] == second
 
     # kill -9 mid-run: status.json still says running; the next resume takes the newest finished checkpoint
-    proc = start("train", "ppo", "--resume", str(out), "--checkpoint-every", "4", "--no-progress")
-    wait_for_progress(proc, out, second + 4)
+    proc = start("train", "ppo", "--resume", str(out), "--checkpoint-every", CHUNK, "--no-progress")
+    wait_for_progress(proc, out, second + int(CHUNK))
     proc.kill()
     proc.communicate(timeout=600)
     assert read_status(out)["status"] == "running"
@@ -106,12 +107,12 @@ def test_interrupts_save_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert read_status(out)["status"] == "done"
 
 
-# The CLI in a process whose files may not grow past 40 kB: a write past it fails with EFBIG (SIGXFSZ ignored),
+# The CLI in a process whose files may not grow past 110 kB: a write past it fails with EFBIG (SIGXFSZ ignored),
 # like a disk that fills up. Set in the child itself (no preexec_fn: forking a multithreaded jax parent is unsafe).
 LIMITED = """
 import resource, runpy, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+resource.setrlimit(resource.RLIMIT_FSIZE, (110_000, 110_000))
 sys.argv = ["purejaxpo", *sys.argv[1:]]
 runpy.run_module("purejaxpo", run_name="__main__")
 """
@@ -121,10 +122,11 @@ def test_running_out_of_space_leaves_no_truncated_output(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", LIMITED, "train", "ppo", "--env", "CartPole-v1", *FLAGS, "--out", str(out)],
                           capture_output=True, text=True, env=CHILD_ENV, timeout=600)
-    # config.json, status.json and the checkpoint fit under 40 kB; metrics.csv (~77 kB) does not
+    # config.json, status.json and the checkpoint files fit under 110 kB; metrics.csv (~150 kB) does not
     assert proc.returncode == 1, proc.stderr[-3000:]
     err = proc.stderr.strip().splitlines()
-    assert err[-1].startswith("purejaxpo: error: [Errno 27] File too large") and "Traceback" not in proc.stderr
+    assert err[-1].startswith(f"purejaxpo: error: [Errno 27] File too large: '{out / 'metrics.csv'}'"), err[-1]
+    assert "Traceback" not in proc.stderr
     assert not (out / "metrics.csv").exists() and not (out / "summary.json").exists()
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
     status = read_status(out)
