@@ -133,10 +133,13 @@ def read_meta(directory: str | Path, step: int | None = None) -> tuple[int, dict
     if not steps:
         raise CheckpointError(f"{directory} holds no checkpoint")
     step = steps[-1] if step is None else step
+    mngr = manager(directory)
     try:
-        meta = manager(directory).restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     except Exception as err:  # orbax raises many types for unreadable data
         raise CheckpointError(f"checkpoint {step} in {directory} is unreadable ({_short(err)})") from None
+    finally:
+        mngr.close()
     if not isinstance(meta, dict):
         raise CheckpointError(f"checkpoint {step} in {directory} has no run description")
     return step, meta
@@ -238,8 +241,9 @@ def restore_latest(
             result.moved_to = move_aside(step)
             continue
         check_meta(meta, expected_meta, where=f"checkpoint {step} in {directory}")
+        mngr = manager(directory)
         try:
-            restored = manager(directory).restore(
+            restored = mngr.restore(
                 step,
                 args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract_state), history=ocp.args.StandardRestore(abstract_metrics)
@@ -249,6 +253,8 @@ def restore_latest(
             result.skipped.append((step, _short(err)))
             result.moved_to = move_aside(step)
             continue
+        finally:
+            mngr.close()
         result.step = step
         result.state = _data_to_keys(restored.state, state_like)
         result.metrics = {k: np.asarray(v) for k, v in restored.history.items()}

@@ -322,14 +322,13 @@ def _train(job: _Job) -> Results:
 
     with DeferredInterrupts("finishing this chunk of updates, then saving a checkpoint") as interrupts:
         start_update = 0
-        state = None
+        state = mngr = None
         try:
             start = time.perf_counter()
             init_compiled = init_fn.lower(keys, hp).compile()
             compile_s += time.perf_counter() - start
             state = init_compiled(keys, hp)
 
-            mngr = None
             if checkpoint_dir is not None:
                 if resume and checkpoint_dir.is_dir():
                     restored = checkpointing.restore_latest(checkpoint_dir, state, metrics, meta)
@@ -434,4 +433,7 @@ def _train(job: _Job) -> Results:
                 f"interrupted at once at update {done}{kept}", update=last_saved or 0, saved=bool(last_saved),
                 signum=signal.SIGINT, results=results_so_far(state, upto=done) if state is not None else None,
             ) from None
+        finally:
+            if mngr is not None:
+                mngr.close()
     return results_so_far(state, eval_returns)
