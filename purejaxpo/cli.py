@@ -259,9 +259,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from purejaxpo.results import stats
     from purejaxpo.saved_run import load_run
 
-    run = load_run(args.dir)
     if args.episodes is not None and args.episodes <= 0:
         raise UsageError(f"--episodes must be positive, got {args.episodes}")
+    run = load_run(args.dir)
     deterministic = True if args.deterministic else None
     returns = run.evaluate(args.episodes, deterministic=deterministic, seed=args.seed)
     episodes = args.episodes or run.description.get("eval_episodes") or 10
@@ -329,7 +329,7 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_eval, add_list]
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="purejaxpo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="purejaxpo", description="Train, evaluate and list vectorized policy-optimization runs.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(sub)
