@@ -7,16 +7,19 @@ whose ``train(key, hp)`` is one jittable function; ``jax.vmap`` runs seeds and h
 from purejaxpo.algorithms import ppo
 from purejaxpo.algorithms.registry import ALGORITHMS, get_algorithm
 from purejaxpo.environments import list_envs, make_env, register_env
+from purejaxpo.saved_run import SavedRun, load_run
 from purejaxpo.types import Trainer, Trajectory, stack_hparams
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS",
+    "SavedRun",
     "Trainer",
     "Trajectory",
     "get_algorithm",
     "list_envs",
+    "load_run",
     "make_env",
     "ppo",
     "register_env",

@@ -1,206 +1,304 @@
-"""Command line: ``purejaxpo train ALGO --env ENV ...`` and ``purejaxpo list``.
+"""Command line: ``purejaxpo train ALGO --env ENV ...``, ``purejaxpo eval DIR`` and ``purejaxpo list``.
 
-``train`` writes ``config.json``, ``metrics.csv``, ``curves.png`` and ``summary.json`` (and
-``checkpoints/`` when asked) to ``--out`` (default ``runs/<algo>-<env>-<timestamp>``).
+``train`` writes a run directory (``--out``, default ``runs/<algo>-<env>-<timestamp>``; see
+:mod:`purejaxpo.rundir`): ``config.json``, ``status.json``, ``checkpoints/`` (the final trained state),
+``metrics.csv``, ``curves.png`` and ``summary.json``. A non-empty ``--out`` is refused unless ``--resume``
+or ``--overwrite``. Every error is one line on stderr (``--debug`` shows the traceback); exit codes: 0 done,
+1 unexpected failure, 2 bad input or a failed run, 130/143 stopped by Ctrl-C/SIGTERM (checkpoint saved).
+
+Subcommands are small ``add_<name>(subparsers)`` functions listed in :data:`SUBCOMMANDS`; each sets
+``func`` to its ``cmd_<name>(args) -> exit code``. New ones (in their own modules) append to that list.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
-import json
 import sys
 import time
-import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, check_action_kind, get_algorithm
+from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, get_algorithm
+from purejaxpo.settings import (  # noqa: F401  (re-exported: the CLI's parsing API)
+    UsageError,
+    build_settings,
+    config_from_dict,
+    hparams_from_dicts,
+    parse_field_value,
+    split_assignments,
+)
 
-_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+EXIT_FAILURE = 1  # something unexpected (a bug, the disk, the machine)
+EXIT_USAGE = 2  # bad input, or a run that failed cleanly (non-finite loss, damaged checkpoints)
 
 
-class UsageError(ValueError):
-    """A command-line value is wrong; the message says which and what is allowed."""
+# ---------------------------------------------------------------------------------------------------------------
+# argument types
+# ---------------------------------------------------------------------------------------------------------------
 
 
-def _parse_scalar(kind: str, text: str, name: str) -> Any:
+def parse_count(text: str) -> int:
+    """A positive integer, also written ``1e6`` or ``1_000_000``."""
     try:
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-        if kind == "bool":
-            return _BOOL_WORDS[text.lower()]
-        if kind == "str":
-            return text
-    except (ValueError, KeyError):
-        raise UsageError(f"{name} takes a {kind}, got {text!r}") from None
-    raise UsageError(f"{name} has an unsupported type {kind}")
-
-
-def parse_field_value(cls: type, name: str, text: str) -> Any:
-    """Parse ``text`` as the value of dataclass field ``name`` of ``cls``, checking its declared type."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    if name not in fields:
-        raise UsageError(f"unknown field {name!r} for {cls.__name__}; valid: {', '.join(fields)}")
-    annotation = str(typing.get_type_hints(sys.modules[cls.__module__].__dict__[cls.__name__]).get(name, fields[name].type))
-    annotation = annotation.replace("typing.", "").replace("<class '", "").replace("'>", "")
-    optional = "None" in annotation
-    if optional and text.lower() in ("none", "null"):
-        return None
-    base = annotation.replace("| None", "").replace("Optional[", "").rstrip("]").strip() if optional else annotation
-    if base.startswith("tuple["):
-        inner = base[len("tuple["):].split(",")[0].strip()
-        return tuple(_parse_scalar(inner, part.strip(), name) for part in text.split(",") if part.strip())
-    return _parse_scalar(base, text, name)
-
-
-def split_assignments(items: Sequence[str], what: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"{what} expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        pairs.append((key.strip(), value.strip()))
-    return pairs
-
-
-def build_settings(algorithm: Algorithm, sets: Sequence[str], sweeps: Sequence[str], total_timesteps: int | None):
-    """``(config, [hparams...], labels)`` from ``--set``/``--sweep``/``--total-timesteps``."""
-    config_fields = {f.name for f in dataclasses.fields(algorithm.config_cls)}
-    hparam_fields = {f.name for f in dataclasses.fields(algorithm.hparams_cls)}
-    config_kwargs: dict[str, Any] = {}
-    hparam_kwargs: dict[str, Any] = {}
-    for key, value in split_assignments(sets, "--set"):
-        if key in config_fields:
-            config_kwargs[key] = parse_field_value(algorithm.config_cls, key, value)
-        elif key in hparam_fields:
-            hparam_kwargs[key] = parse_field_value(algorithm.hparams_cls, key, value)
-        else:
-            raise UsageError(
-                f"unknown key {key!r} for {algorithm.name}; config fields: {', '.join(sorted(config_fields))}; "
-                f"hparam fields: {', '.join(sorted(hparam_fields))}"
-            )
-    if total_timesteps is not None:
-        config_kwargs["total_timesteps"] = total_timesteps
-    sweep_axes = []
-    for key, values in split_assignments(sweeps, "--sweep"):
-        if key not in hparam_fields:
-            raise UsageError(
-                f"--sweep takes hyperparameters (traced, vmapped): {', '.join(sorted(hparam_fields))}; {key!r} is not one"
-                + (" (config fields change shapes and cannot be swept in one compiled call)" if key in config_fields else "")
-            )
-        parsed = [parse_field_value(algorithm.hparams_cls, key, v) for v in values.split(",") if v.strip()]
-        if not parsed:
-            raise UsageError(f"--sweep {key}= needs at least one value")
-        sweep_axes.append((key, parsed))
-    config = algorithm.config_cls(**config_kwargs)
-    if not sweep_axes:
-        return config, [algorithm.hparams_cls(**hparam_kwargs)], []
-    names = [k for k, _ in sweep_axes]
-    settings, labels = [], []
-    for combo in itertools.product(*[values for _, values in sweep_axes]):
-        settings.append(algorithm.hparams_cls(**{**hparam_kwargs, **dict(zip(names, combo))}))
-        labels.append(", ".join(f"{k}={v:g}" for k, v in zip(names, combo)))
-    return config, settings, labels
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for package in ("purejaxpo", "jax", "jaxlib", "flax", "optax", "gymnax"):
+        value = int(text.replace("_", ""))
+    except ValueError:
         try:
-            out[package] = md.version(package)
-        except md.PackageNotFoundError:
-            out[package] = "not installed"
-    return out
+            number = float(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        if not number.is_integer():
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = int(number)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def parse_seeds_per_batch(text: str) -> int | str | None:
+    """``--seeds-per-batch``: a positive int, ``auto`` or ``none``."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, 'auto' or 'none', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def parse_index_list(text: str) -> list[int]:
+    """``--seed-indices 0,3,5``: non-negative integers."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _debug_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    return parent
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------------------------
+
+# Flags that define a run: --resume continues the run exactly as it was started, so these are refused.
+RUN_DEFINING_FLAGS = {
+    "set": "--set", "sweep": "--sweep", "num_seeds": "--num-seeds", "seed": "--seed", "seed_indices": "--seed-indices",
+    "total_timesteps": "--total-timesteps", "out": "--out", "overwrite": "--overwrite",
+}
+DEFAULT_NUM_SEEDS = 8
+
+
+@dataclass
+class TrainPlan:
+    """What ``train`` will run, from the flags (a new run) or from ``config.json`` (``--resume``)."""
+
+    algorithm: Algorithm
+    env: str
+    config: Any
+    settings: list[Any]
+    labels: list[str]
+    num_seeds: int
+    seed: int
+    seed_indices: list[int] | None
+    checkpoint_every: int | None
+    out: Path
+    eval_episodes: int
+    eval_deterministic: bool
+
+
+def _plan_new(args: argparse.Namespace) -> TrainPlan:
+    if args.env is None:
+        raise UsageError("train needs --env (see `purejaxpo list`)")
+    algorithm = get_algorithm(args.algo)
+    from purejaxpo.experiment import MAX_SEED
+
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be an integer in [0, {MAX_SEED}] (jax keys hold 32 bits), got {args.seed}")
+    if args.seed_indices is not None and max(args.seed_indices) >= (args.num_seeds or DEFAULT_NUM_SEEDS):
+        raise UsageError(f"--seed-indices must be below --num-seeds ({args.num_seeds or DEFAULT_NUM_SEEDS}): "
+                         f"seed_indices must be in [0, {args.num_seeds or DEFAULT_NUM_SEEDS}), got {args.seed_indices}")
+    if args.eval_episodes is not None and args.eval_episodes < 0:
+        raise UsageError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
+    config, settings, labels = build_settings(algorithm, args.set, args.sweep, args.total_timesteps)
+    out = Path(args.out or f"runs/{algorithm.name}-{args.env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return TrainPlan(
+        algorithm, args.env, config, settings, labels, args.num_seeds or DEFAULT_NUM_SEEDS,
+        0 if args.seed is None else args.seed, args.seed_indices, args.checkpoint_every, out,
+        10 if args.eval_episodes is None else args.eval_episodes, args.eval_deterministic,
+    )
+
+
+def _plan_resume(args: argparse.Namespace) -> TrainPlan:
+    from purejaxpo import rundir
+
+    given = [flag for dest, flag in RUN_DEFINING_FLAGS.items() if getattr(args, dest) not in (None, [], False)]
+    if given:
+        raise UsageError(
+            f"--resume continues the run exactly as it was started; {', '.join(given)} would change it "
+            f"(drop {'it' if len(given) == 1 else 'them'}, or start a new run with another --out)"
+        )
+    out = Path(args.resume)
+    saved = rundir.read_description(out, rundir.CLI_TERMS)
+    where = str(out / rundir.CONFIG)
+    if saved["algo"] != args.algo.lower():
+        raise UsageError(f"--resume {out} holds a {saved['algo']} run, not {args.algo}")
+    if args.env is not None and args.env != saved["env"]:
+        raise UsageError(f"--resume {out} holds a run on {saved['env']}, not {args.env}")
+    algorithm = get_algorithm(saved["algo"])
+    config = config_from_dict(algorithm, saved["config"], where)
+    settings = hparams_from_dicts(algorithm, saved["hparams"], where)
+    eval_episodes = args.eval_episodes if args.eval_episodes is not None else saved.get("eval_episodes", 10)
+    return TrainPlan(
+        algorithm, saved["env"], config, settings, list(saved.get("sweep_labels") or []), saved["num_seeds"],
+        saved["seed"], saved.get("seed_indices"), args.checkpoint_every or saved.get("checkpoint_every"), out,
+        eval_episodes, args.eval_deterministic or bool(saved.get("eval_deterministic", False)),
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import jax
+    plan = _plan_resume(args) if args.resume else _plan_new(args)
+    args.run_dir = plan.out  # for the resume hint after an interrupt
 
-    from purejaxpo import experiment
+    from purejaxpo import experiment, rundir
+    from purejaxpo.algorithms.registry import check_action_kind
     from purejaxpo.environments import make_env
 
-    if args.resume:
-        out = Path(args.resume)
-        saved_path = out / "config.json"
-        if not saved_path.is_file():
-            raise UsageError(f"--resume {out}: no config.json there (is it a `purejaxpo train` output directory?)")
-        saved = json.loads(saved_path.read_text())
-        if (saved["algo"], saved["env"]) != (args.algo.lower(), args.env):
-            raise UsageError(f"--resume {out} holds a {saved['algo']} run on {saved['env']}, not {args.algo} on {args.env}")
-        algorithm = get_algorithm(saved["algo"])
-        config = algorithm.config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
-        settings = [algorithm.hparams_cls(**hp) for hp in saved["hparams"]]
-        labels, num_seeds, seed = saved.get("sweep_labels", []), saved["num_seeds"], saved["seed"]
-        checkpoint_every = args.checkpoint_every or saved.get("checkpoint_every")
-    else:
-        algorithm = get_algorithm(args.algo)
-        if args.num_seeds <= 0:
-            raise UsageError(f"--num-seeds must be positive, got {args.num_seeds}")
-        if args.total_timesteps is not None and args.total_timesteps <= 0:
-            raise UsageError(f"--total-timesteps must be positive, got {args.total_timesteps}")
-        config, settings, labels = build_settings(algorithm, args.set, args.sweep, args.total_timesteps)
-        num_seeds, seed, checkpoint_every = args.num_seeds, args.seed, args.checkpoint_every
-        out = Path(args.out or f"runs/{algorithm.name}-{args.env.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if checkpoint_every is not None and checkpoint_every <= 0:
-        raise UsageError(f"--checkpoint-every must be positive, got {checkpoint_every}")
-    if args.eval_episodes < 0:
-        raise UsageError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
-    env, env_params = make_env(args.env)
-    check_action_kind(algorithm, env, env_params)
-    trainer = algorithm.make_train(config, env, env_params)
-
-    out.mkdir(parents=True, exist_ok=True)
-    description = {
-        "algo": algorithm.name,
-        "env": args.env,
-        "config": experiment.config_dict(config),
-        "hparams": [experiment.hparams_dict(hp) for hp in settings],
-        "sweep_labels": labels,
-        "num_seeds": num_seeds,
-        "seed": seed,
-        "checkpoint_every": checkpoint_every,
-        "versions": _versions(),
-        "device_kind": jax.devices()[0].device_kind,
-        "num_devices": jax.device_count(),
-    }
-    if not args.resume:
-        (out / "config.json").write_text(json.dumps(description, indent=2))
-    checkpoint_dir = out / "checkpoints" if (checkpoint_every or args.resume) else None
+    env, env_params = make_env(plan.env)
+    check_action_kind(plan.algorithm, env, env_params)
+    trainer = plan.algorithm.make_train(plan.config, env, env_params)
     results = experiment.run(
-        trainer, args.env, num_seeds=num_seeds, hparams=settings, seed=seed,
-        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=bool(args.resume),
-        progress=not args.no_progress, eval_episodes=args.eval_episodes, sweep_labels=labels or None,
-        seeds_per_batch=args.seeds_per_batch,
+        trainer, plan.env, num_seeds=plan.num_seeds, hparams=plan.settings, seed=plan.seed,
+        seed_indices=plan.seed_indices, checkpoint_every=plan.checkpoint_every, resume=bool(args.resume),
+        out=plan.out, overwrite=args.overwrite, progress=not args.no_progress, eval_episodes=plan.eval_episodes,
+        eval_deterministic=plan.eval_deterministic, sweep_labels=plan.labels or None,
+        seeds_per_batch=args.seeds_per_batch, check_memory=not args.skip_memory_check, terms=rundir.CLI_TERMS,
     )
-    results.dataframe().to_csv(out / "metrics.csv", index=False)
-    results.plot(path=out / "curves.png")
-    summary = results.summary()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(format_summary(summary, out))
+    print(format_summary(results.summary(), plan.out))
     return 0
 
 
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "n/a" if value is None or value != value else format(value, spec)  # None / NaN: nothing finished
+
+
+def _stats_line(name: str, stats: dict[str, Any]) -> str:
+    return f"{name}: mean {_fmt(stats['mean'])}, median {_fmt(stats['median'])}, min {_fmt(stats['min'])}, max {_fmt(stats['max'])}"
+
+
 def format_summary(summary: dict[str, Any], out: Path) -> str:
-    final = summary["final_return"]
+    """The printed summary: every setting of a sweep, ``n/a`` where no episode finished."""
+    seeds = f"{summary['num_seeds']} seeds" + (f" (indices {summary['seed_indices']})" if "seed_indices" in summary else "")
+    sweep = summary.get("sweep", [])
+    settings = f"{len(sweep)} settings × " if sweep else ""
     lines = [
-        f"{summary['algo']} on {summary['env']}: {summary['num_seeds']} seeds × {summary['total_timesteps']:,} env steps",
-        f"  compile {summary['compile_s']:.1f} s, run {summary['run_s']:.1f} s, {summary['env_steps_per_s']:,.0f} env-steps/s",
-        f"  final return (last 5% of updates): mean {final['mean']:.1f}, median {final['median']:.1f}, "
-        f"min {final['min']:.1f}, max {final['max']:.1f}",
+        f"{summary['algo']} on {summary['env']}: {settings}{seeds} × {summary['total_timesteps']:,} env steps",
+        f"  compile {summary['compile_s']:.1f} s, run {summary['run_s']:.1f} s, {_fmt(summary['env_steps_per_s'], ',.0f')} env-steps/s"
+        + (f" (resumed at update {summary['resumed_from_update']})" if summary.get("resumed_from_update") else ""),
     ]
-    if "eval_return" in summary:
-        ev = summary["eval_return"]
-        lines.append(f"  eval return: mean {ev['mean']:.1f}, min {ev['min']:.1f}, max {ev['max']:.1f}")
-    for entry in summary.get("sweep", []):
-        lines.append(f"  sweep [{entry['label']}]: final return mean {entry['final_return']['mean']:.1f}")
-    lines.append(f"  wrote {out}/ (config.json, metrics.csv, curves.png, summary.json)")
+    if not sweep:
+        lines.append("  " + _stats_line("final return (last 5% of updates)", summary["final_return"]))
+        if "eval_return" in summary:
+            lines.append("  " + _stats_line("eval return", summary["eval_return"]))
+    else:
+        lines.append("  every setting: final return (last 5% of updates)" + (" | eval return" if "eval_return" in summary else "") + ", mean [min, max] over seeds")
+        for entry in sweep:
+            final = entry["final_return"]
+            text = f"    [{entry['label']}] {_fmt(final['mean'])} [{_fmt(final['min'])}, {_fmt(final['max'])}]"
+            if "eval_return" in entry:
+                ev = entry["eval_return"]
+                text += f" | {_fmt(ev['mean'])} [{_fmt(ev['min'])}, {_fmt(ev['max'])}]"
+            lines.append(text)
+    lines.append(f"  wrote {out}/ (config.json, status.json, checkpoints/, metrics.csv, curves.png, summary.json)")
     return "\n".join(lines)
+
+
+def add_train(sub: Any) -> None:
+    train = sub.add_parser("train", parents=[_debug_parent()],
+                           help="train an algorithm over many seeds (and a hyperparameter sweep)")
+    train.add_argument("algo", help="algorithm name (see `purejaxpo list`)")
+    train.add_argument("--env", default=None, help="environment name (see `purejaxpo list`); optional with --resume")
+    train.add_argument("--num-seeds", type=parse_count, default=None, help=f"seeds (default {DEFAULT_NUM_SEEDS})")
+    train.add_argument("--seed", type=int, default=None, help="base seed (default 0); seed i uses split(key(seed), N)[i]")
+    train.add_argument("--seed-indices", type=parse_index_list, default=None, metavar="I,J",
+                       help="run only these seeds of the --num-seeds family (same keys as in the full run)")
+    train.add_argument("--total-timesteps", type=parse_count, default=None, help="env steps per seed (1e6 is fine)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config or hparam field")
+    train.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2", help="hparam values to grid over")
+    train.add_argument("--out", default=None, help="output directory (default runs/<algo>-<env>-<time>); must be new or empty")
+    train.add_argument("--overwrite", action="store_true", help="move a non-empty --out aside (to OUT.old-<time>) first")
+    train.add_argument("--checkpoint-every", type=parse_count, default=None, metavar="K",
+                       help="checkpoint every K updates (the final state, and the state at Ctrl-C/SIGTERM, are always saved)")
+    train.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its newest checkpoint that restores")
+    train.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes per seed after training (default 10)")
+    train.add_argument("--eval-deterministic", action="store_true", help="evaluate with the deterministic action")
+    train.add_argument("--no-progress", action="store_true")
+    train.add_argument(
+        "--seeds-per-batch", type=parse_seeds_per_batch, default="auto", metavar="K|auto|none",
+        help="vmap K runs at a time and loop over the batches (auto: 64 on CPU past 64 runs; none: one wide vmap)",
+    )
+    train.add_argument("--skip-memory-check", action="store_true", help="do not refuse runs whose memory estimate exceeds the machine's")
+    train.set_defaults(func=cmd_train)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# eval
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from purejaxpo.results import stats
+    from purejaxpo.saved_run import load_run
+
+    if args.episodes is not None and args.episodes <= 0:
+        raise UsageError(f"--episodes must be positive, got {args.episodes}")
+    run = load_run(args.dir)
+    deterministic = True if args.deterministic else None
+    returns = run.evaluate(args.episodes, deterministic=deterministic, seed=args.seed)
+    episodes = args.episodes or run.description.get("eval_episodes") or 10
+    labels = run.sweep_labels or [str(g) for g in range(len(run.hparams))]
+    report = {
+        "dir": str(run.path), "algo": run.algorithm.name, "env": run.description["env"], "update": run.update,
+        "done": run.done, "episodes": episodes, "deterministic": bool(deterministic or run.description.get("eval_deterministic")),
+        "eval_return": [{"label": labels[g], **stats(returns[g])} for g in range(len(labels))],
+    }
+    if args.json:
+        from purejaxpo import atomic
+
+        print(atomic.dumps(report), end="")
+        return 0
+    state = "final state" if run.done else f"state at update {run.update} of {run.config.num_updates}"
+    print(f"{run.algorithm.name} on {report['env']} ({state}), {episodes} episodes per seed"
+          f"{', deterministic' if report['deterministic'] else ''}:")
+    for entry in report["eval_return"]:
+        name = f"[{entry['label']}] " if len(labels) > 1 else ""
+        print(f"  {name}{_stats_line('eval return', entry)}")
+    return 0
+
+
+def add_eval(sub: Any) -> None:
+    ev = sub.add_parser("eval", parents=[_debug_parent()], help="evaluate the trained state saved in a run directory")
+    ev.add_argument("dir", help="a run directory written by `purejaxpo train`")
+    ev.add_argument("--episodes", type=int, default=None, help="episodes per seed (default: the run's --eval-episodes)")
+    ev.add_argument("--deterministic", action="store_true", help="deterministic actions (default: the run's setting)")
+    ev.add_argument("--seed", type=int, default=None, help="evaluation keys from this seed (default: the run's, which "
+                    "reproduces the evaluation in summary.json)")
+    ev.add_argument("--json", action="store_true", help="print the result as JSON")
+    ev.set_defaults(func=cmd_eval)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# list
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -218,57 +316,60 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="purejaxpo", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train an algorithm over many seeds (and a hyperparameter sweep)")
-    train.add_argument("algo", help="algorithm name (see `purejaxpo list`)")
-    train.add_argument("--env", required=True, help="environment name (see `purejaxpo list`)")
-    train.add_argument("--num-seeds", type=int, default=8)
-    train.add_argument("--seed", type=int, default=0, help="base seed; seed i uses split(key(seed), N)[i]")
-    train.add_argument("--total-timesteps", type=int, default=None)
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config or hparam field")
-    train.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2", help="hparam values to grid over")
-    train.add_argument("--out", default=None, help="output directory (default runs/<algo>-<env>-<time>)")
-    train.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="checkpoint every K updates")
-    train.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    train.add_argument("--eval-episodes", type=int, default=10)
-    train.add_argument("--no-progress", action="store_true")
-    train.add_argument(
-        "--seeds-per-batch", type=parse_seeds_per_batch, default="auto", metavar="K|auto|none",
-        help="vmap K runs at a time and loop over the batches (auto: 64 on CPU past 64 runs; none: one wide vmap)",
-    )
-    train.set_defaults(func=cmd_train)
-    lister = sub.add_parser("list", help="algorithms with their fields and defaults, and environment names")
+def add_list(sub: Any) -> None:
+    lister = sub.add_parser("list", parents=[_debug_parent()], help="algorithms with their fields and defaults, and environment names")
     lister.set_defaults(func=cmd_list)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the parser and main
+# ---------------------------------------------------------------------------------------------------------------
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_eval, add_list]
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="purejaxpo", description="Train, evaluate and list vectorized policy-optimization runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
-def parse_seeds_per_batch(text: str) -> int | str | None:
-    """``--seeds-per-batch``: a positive int, ``auto`` or ``none``."""
-    if text in ("auto", "none"):
-        return None if text == "none" else text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int, 'auto' or 'none', got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (multi-line messages joined with ``; ``)."""
+    text = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
+    return text or type(err).__name__
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from purejaxpo.checkpointing import CheckpointError
+    from purejaxpo.experiment import NonFiniteError
+    from purejaxpo.memory import InsufficientMemoryError
+
+    return (ValueError, TypeError, CheckpointError, NonFiniteError, InsufficientMemoryError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError, TypeError) as err:
-        print(f"purejaxpo: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:
-        from purejaxpo.checkpointing import CheckpointError
-        from purejaxpo.experiment import NonFiniteError
+    except KeyboardInterrupt as err:
+        from purejaxpo.interrupts import RunInterrupted
 
-        if isinstance(err, (CheckpointError, NonFiniteError)):
-            print(f"purejaxpo: error: {err}", file=sys.stderr)
-            return 2
-        raise
+        if not isinstance(err, RunInterrupted):
+            print("purejaxpo: interrupted", file=sys.stderr)
+            return 130
+        hint = ""
+        if err.saved and args.command == "train":
+            out = getattr(args, "run_dir", None)
+            hint = f"; continue with: purejaxpo train {args.algo} --resume {out}" if out else ""
+        print(f"{one_line(err)}{hint}", file=sys.stderr)
+        return err.exit_code
+    except Exception as err:
+        if args.debug:
+            raise
+        expected = isinstance(err, _expected_errors())
+        suffix = "" if expected else f" ({type(err).__name__}; rerun with --debug for the traceback)"
+        print(f"purejaxpo: error: {one_line(err)}{suffix}", file=sys.stderr)
+        return EXIT_USAGE if expected else EXIT_FAILURE

@@ -1,18 +1,25 @@
 """Run an algorithm over seeds × a hyperparameter grid × devices, in jitted chunks of updates.
 
-``run`` initializes every (setting, seed) pair in one vmapped call, then advances all of them by
-``chunk`` updates per jitted call in a host loop. Between chunks (never inside the hot path) it updates a
-progress bar, writes orbax checkpoints and checks for non-finite losses. The seed axis is sharded over
-the local devices with ``jax.sharding`` (a 1-D mesh named ``seeds``); after
-``jax.distributed.initialize`` the same code spans hosts.
+``run`` checks every argument, the output directory and a memory estimate before anything compiles,
+initializes every (setting, seed) pair in one vmapped call, then advances all of them by ``chunk``
+updates per jitted call in a host loop. Between chunks (never inside the hot path) it updates a progress
+bar, writes orbax checkpoints, checks for non-finite losses and honours Ctrl-C/SIGTERM (save, then stop).
+The seed axis is sharded over the local devices with ``jax.sharding`` (a 1-D mesh named ``seeds``).
+
+Seeds: seed ``i`` of an ``N``-seed run uses ``jax.random.split(jax.random.key(seed), N)[i]``, which does not
+depend on ``N`` (jax's partitionable threefry, the default), so ``run(..., num_seeds=N, seed_indices=[i])``
+reruns seed ``i`` alone with the same keys (training and evaluation) as in the ``N``-seed run.
+
+With ``out=DIR`` the run owns an output directory (:mod:`purejaxpo.rundir`): ``config.json``,
+``status.json``, ``checkpoints/`` (the newest is the final trained state), ``metrics.csv``,
+``curves.png`` and ``summary.json``, all written atomically; :func:`purejaxpo.load_run` reads it back.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,148 +27,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxpo import checkpointing
+from purejaxpo import checkpointing, memory, rundir
+from purejaxpo.algorithms.registry import Algorithm
 from purejaxpo.batching import map_over_runs, resolve_seeds_per_batch
-from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, check_action_kind, get_algorithm
-from purejaxpo.environments import make_env
-from purejaxpo.plotting import plot_curves
-from purejaxpo.rollout import evaluate
+from purejaxpo.evaluation import eval_keys, evaluate_runs
+from purejaxpo.interrupts import DeferredInterrupts, RunInterrupted
+from purejaxpo.provenance import provenance
+from purejaxpo.run_args import (  # noqa: F401  (_algorithm_for, _as_grid, _seed_mesh: used by tests and tools)
+    MAX_SEED,
+    MAX_UPDATES,
+    _algorithm_for,
+    _as_grid,
+    _check_arguments,
+    _labels,
+    _resolve_trainer,
+    _seed_list,
+    _seed_mesh,
+    _varying,
+    run_description,
+)
+from purejaxpo.results import Results, config_dict, hparams_dict
 from purejaxpo.types import Trainer, stack_hparams
+
+__all__ = ["NonFiniteError", "Results", "RunInterrupted", "config_dict", "hparams_dict", "run", "run_description"]
+
+STATUS_EVERY_S = 2.0  # refresh status.json at most this often between checkpoints
 
 
 class NonFiniteError(FloatingPointError):
     """A loss or gradient became NaN/inf; the offending steps were skipped and the run stopped."""
 
-
-@dataclass
-class Results:
-    """Everything a run produced. ``metrics[name]`` is ``[G, S, U]`` (settings × seeds × updates)."""
-
-    algo: str
-    env_name: str
-    config: Any
-    hparams: list[Any]
-    num_seeds: int
-    metrics: dict[str, np.ndarray]
-    state: Any
-    compile_s: float
-    run_s: float
-    eval_returns: np.ndarray | None = None  # [G, S]
-    sweep_labels: list[str] = field(default_factory=list)
-
-    @property
-    def num_updates(self) -> int:
-        return next(iter(self.metrics.values())).shape[-1]
-
-    @property
-    def env_steps(self) -> np.ndarray:
-        return self.metrics["env_steps"][0, 0]
-
-    @property
-    def env_steps_per_s(self) -> float:
-        total = float(self.env_steps[-1]) * len(self.hparams) * self.num_seeds
-        return total / self.run_s if self.run_s > 0 else float("nan")
-
-    def dataframe(self) -> Any:
-        """Long format: one row per (hparam, seed, update) with every metric as a column."""
-        import pandas as pd
-
-        grid, seeds, updates = next(iter(self.metrics.values())).shape
-        index = np.indices((grid, seeds, updates)).reshape(3, -1)
-        columns = {"hparam": index[0], "seed": index[1], "update": index[2]}
-        columns.update({name: values.reshape(-1) for name, values in self.metrics.items()})
-        return pd.DataFrame(columns)
-
-    def final_returns(self, fraction: float = 0.05) -> np.ndarray:
-        """``[G, S]``: mean return of the episodes completed in the last ``fraction`` of updates."""
-        last = max(1, math.ceil(fraction * self.num_updates))
-        returns = np.nan_to_num(self.metrics["episode_return"][..., -last:])
-        counts = self.metrics["episode_count"][..., -last:]
-        total = counts.sum(-1)
-        return np.where(total > 0, (returns * counts).sum(-1) / np.maximum(total, 1), np.nan)
-
-    def summary(self) -> dict[str, Any]:
-        """The run's summary (``summary.json``); per-setting entries under ``"sweep"`` for grids."""
-
-        def stats(values: np.ndarray) -> dict[str, Any]:
-            return {
-                "mean": float(np.nanmean(values)),
-                "median": float(np.nanmedian(values)),
-                "min": float(np.nanmin(values)),
-                "max": float(np.nanmax(values)),
-                "per_seed": [float(v) for v in values],
-            }
-
-        final = self.final_returns()
-        out: dict[str, Any] = {
-            "algo": self.algo,
-            "env": self.env_name,
-            "num_seeds": self.num_seeds,
-            "total_timesteps": int(self.env_steps[-1]),
-            "num_updates": self.num_updates,
-            "compile_s": round(self.compile_s, 3),
-            "run_s": round(self.run_s, 3),
-            "env_steps_per_s": round(self.env_steps_per_s, 1),
-            "final_return": stats(final[0]),
-        }
-        if self.eval_returns is not None:
-            out["eval_return"] = stats(self.eval_returns[0])
-        if len(self.hparams) > 1:
-            out["sweep"] = [
-                {
-                    "label": self.sweep_labels[g] if self.sweep_labels else str(g),
-                    "hparams": hparams_dict(hp),
-                    "final_return": stats(final[g]),
-                    **({"eval_return": stats(self.eval_returns[g])} if self.eval_returns is not None else {}),
-                }
-                for g, hp in enumerate(self.hparams)
-            ]
-        return out
-
-    def plot(self, metric: str = "episode_return", path: str | Path | None = None, ax: Any = None) -> Any:
-        """Learning curves of ``metric``: mean and 95% interval over seeds, one line per setting."""
-        labels = self.sweep_labels or [""] * len(self.hparams)
-        title = f"{self.algo} on {self.env_name} ({self.num_seeds} seeds)"
-        return plot_curves(self.env_steps, self.metrics[metric], labels, title=title, ylabel=metric.replace("_", " "), path=path, ax=ax)
-
-
-def hparams_dict(hp: Any) -> dict[str, float]:
-    return {f.name: float(np.asarray(getattr(hp, f.name))) for f in dataclasses.fields(hp)}
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
-
-
-def _algorithm_for(trainer: Trainer) -> Algorithm:
-    """The registry entry named by ``trainer.algorithm`` (set by every ``make_train``)."""
-    if not trainer.algorithm:
-        raise ValueError(
-            f"this Trainer does not name its algorithm (Trainer.algorithm is empty; config type "
-            f"{type(trainer.config).__name__}); build it with a registered make_train"
-        )
-    return get_algorithm(trainer.algorithm)
-
-
-def _as_grid(hparams: Any, hparams_cls: type) -> list[Any]:
-    if hparams is None:
-        return [hparams_cls()]
-    settings = list(hparams) if isinstance(hparams, (list, tuple)) else [hparams]
-    if not settings:
-        raise ValueError("hparams grid is empty")
-    for hp in settings:
-        if not isinstance(hp, hparams_cls):
-            raise TypeError(f"hparams must be {hparams_cls.__name__} (or a list of them), got {type(hp).__name__}")
-        hp.validate()
-    return settings
-
-
-def _seed_mesh(devices: list[Any], num_seeds: int) -> Any:
-    if len(devices) <= 1:
-        return None
-    if num_seeds % len(devices):
-        raise ValueError(f"num_seeds={num_seeds} must be a multiple of the number of devices ({len(devices)})")
-    return jax.sharding.Mesh(np.asarray(devices), ("seeds",))
+    results: Results | None = None
 
 
 def run(
@@ -173,80 +69,213 @@ def run(
     config: Any = None,
     env_params: Any = None,
     seed: int = 0,
+    seed_indices: Sequence[int] | None = None,
     devices: Sequence[Any] | None = None,
     seeds_per_batch: int | str | None = "auto",
     chunk_updates: int | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    out: str | Path | None = None,
+    overwrite: bool = False,
     progress: bool = True,
     eval_episodes: int = 0,
     eval_deterministic: bool = False,
     eval_max_steps: int | None = None,
     sweep_labels: Sequence[str] | None = None,
+    check_memory: bool = True,
+    terms: rundir.Terms = rundir.API_TERMS,
 ) -> Results:
     """Train ``algo`` on ``env`` for ``num_seeds`` seeds (× every setting when ``hparams`` is a list).
 
     Args:
-      algo: an algorithm name (``"ppo"``) or a ready :class:`~purejaxpo.types.Trainer` (then ``env`` and
-        ``config`` come from it).
+      algo: an algorithm name (``"ppo"``) or a ready :class:`~purejaxpo.types.Trainer` (then ``config`` and
+        ``env_params`` come from it, and ``env`` must be ``None`` or the Trainer's env).
       env: an environment name for :func:`make_env`, or an env object (with ``env_params``).
       hparams: ``None`` (defaults), one HParams, or a list of HParams run side by side as a grid.
+      seed / seed_indices: seed ``i`` uses ``split(key(seed), num_seeds)[i]``; ``seed_indices=[i, ...]`` runs
+        only those seeds of the ``num_seeds`` family (same keys as in the full run).
       devices: devices to shard the seed axis over (default: all local devices).
       seeds_per_batch: vmap this many runs (settings × seeds) at a time and loop over the batches (same
         results, a working set that fits CPU caches; see :mod:`purejaxpo.batching`). ``"auto"``: 64 on a
         CPU with more than 64 runs, otherwise one wide vmap; ``None``: always one wide vmap. One device only.
       chunk_updates: updates per jitted call (default: ``checkpoint_every`` or ~1/50 of the run).
-      checkpoint_dir / checkpoint_every / resume: orbax checkpoints every K updates; ``resume=True``
-        continues the latest checkpoint in ``checkpoint_dir`` bit-exactly (its run description must match).
+      checkpoint_dir / checkpoint_every: orbax checkpoints every K updates. With a ``checkpoint_dir`` the
+        final state is always saved, and so is the state reached when Ctrl-C/SIGTERM stops the run.
+      resume: continue the newest checkpoint that restores (damaged newer ones are moved aside and named)
+        bit-exactly; its run description must match this call's.
+      out / overwrite: write the run's output directory (see the module docstring); a non-empty ``out`` is
+        refused unless ``resume`` (continue it) or ``overwrite`` (move it aside to ``out.old-<time>``).
       eval_episodes: after training, evaluate each seed on this many episodes inside ``jit``.
+      check_memory: refuse, before compiling, a run whose memory estimate exceeds the machine's
+        (:mod:`purejaxpo.memory`).
+      terms: how error messages name options (:data:`rundir.CLI_TERMS` from the command line).
 
-    Seed ``i`` uses ``jax.random.split(jax.random.key(seed), num_seeds)[i]`` for every setting.
+    Raises (before compiling) ``ValueError``/``TypeError`` for bad arguments, :class:`rundir.RunDirError`,
+    :class:`checkpointing.CheckpointError` and :class:`memory.InsufficientMemoryError`; while running,
+    :class:`NonFiniteError` and :class:`RunInterrupted` (a ``KeyboardInterrupt``; ``.update``, ``.saved``).
     """
-    if not isinstance(num_seeds, int) or num_seeds <= 0:
-        raise ValueError(f"num_seeds must be a positive integer, got {num_seeds!r}")
-    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every <= 0):
-        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
-    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
-        raise ValueError("checkpoint_every and resume need a checkpoint_dir")
-    if eval_episodes < 0:
-        raise ValueError(f"eval_episodes must be >= 0, got {eval_episodes}")
+    _check_arguments(num_seeds, seed, chunk_updates, checkpoint_every, eval_episodes, eval_max_steps, devices)
+    if (checkpoint_every is not None or resume) and checkpoint_dir is None and out is None:
+        raise ValueError("checkpoint_every and resume need a checkpoint_dir (or out)")
+    if resume and overwrite:
+        raise ValueError(f"{terms.resume} and {terms.overwrite} exclude each other")
 
-    if isinstance(algo, Trainer):
-        trainer = algo
-        algorithm = _algorithm_for(trainer)
-        check_action_kind(algorithm, trainer.env, trainer.env_params)
-        env_name = env if isinstance(env, str) else getattr(trainer.env, "name", type(trainer.env).__name__)
-    else:
-        algorithm = get_algorithm(algo)
-        if env is None:
-            raise ValueError("run(algo_name, env) needs an environment")
-        env_name = env if isinstance(env, str) else getattr(env, "name", type(env).__name__)
-        if isinstance(env, str):
-            env, default_params = make_env(env)
-            env_params = default_params if env_params is None else env_params
-        config = algorithm.config_cls() if config is None else config
-        check_action_kind(algorithm, env, env_params)
-        trainer = algorithm.make_train(config, env, env_params)
+    trainer, algorithm, env_name = _resolve_trainer(algo, env, config, env_params)
     settings = _as_grid(hparams, algorithm.hparams_cls)
-    hp = stack_hparams(settings)
+    labels = _labels(settings, sweep_labels)
+    indices = _seed_list(num_seeds, seed_indices)
+    seeds_run = len(indices) if indices is not None else num_seeds
     grid = len(settings)
     num_updates = trainer.config.num_updates
-    chunk = chunk_updates or checkpoint_every or max(1, num_updates // 50)
-    chunk = min(chunk, num_updates)
+    if num_updates > MAX_UPDATES:
+        raise ValueError(f"total_timesteps={trainer.config.total_timesteps:,} means {num_updates:,} updates; the update "
+                         f"counter is int32 (at most {MAX_UPDATES:,}): lower total_timesteps")
+    chunk = min(chunk_updates or checkpoint_every or max(1, num_updates // 50), num_updates)
+    meta = run_description(algorithm.name, env_name, trainer.config, settings, num_seeds, seed, indices)
 
-    meta = {
-        "algo": algorithm.name,
-        "env": env_name,
-        "config": config_dict(trainer.config),
-        "hparams": [hparams_dict(s) for s in settings],
-        "num_seeds": num_seeds,
-        "seed": seed,
-    }
-    keys = jax.random.split(jax.random.key(seed), num_seeds)
-    keys = jnp.broadcast_to(keys, (grid, num_seeds))
+    # -- the output directory and checkpoints: checked before anything is written or compiled --
+    run_dir = rundir.RunDir(out) if out is not None else None
+    if run_dir is not None:
+        if resume:
+            saved = rundir.check_resumable(out, terms)
+            checkpointing.check_meta(saved, meta, where=f"{Path(out) / rundir.CONFIG}")
+        else:
+            rundir.check_new(out, overwrite=overwrite, terms=terms)
+        checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else run_dir.checkpoints
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir)
+        inside_out = run_dir is not None and checkpoint_dir.absolute().is_relative_to(run_dir.path.absolute())
+        if resume:
+            if not checkpoint_dir.is_dir() and run_dir is None:
+                raise checkpointing.CheckpointError(f"no checkpoint directory at {checkpoint_dir}")
+            found = checkpointing.latest_meta(checkpoint_dir)
+            if found is not None:
+                checkpointing.check_meta(found[1], meta, where=f"checkpoint {found[0]} in {checkpoint_dir}")
+        elif not inside_out and checkpointing.holds_checkpoints(checkpoint_dir):
+            raise checkpointing.CheckpointError(
+                f"{checkpoint_dir} already holds checkpoints; pass {terms.resume.replace(' DIR', '')} to continue them "
+                f"or choose a new directory"
+            )
+
     devices = list(devices) if devices is not None else jax.devices()
-    mesh = _seed_mesh(devices, num_seeds)
+    mesh = _seed_mesh(devices, seeds_run)
+    per_batch = resolve_seeds_per_batch(seeds_per_batch, grid * seeds_run, devices[0].platform)
+    if mesh is not None:
+        if per_batch is not None and seeds_per_batch != "auto":
+            raise ValueError("seeds_per_batch batches the seeds of one device; with several devices the seed axis "
+                             "is already split across them (pass seeds_per_batch=None or one device)")
+        per_batch = None
+
+    hp = stack_hparams(settings)
+    hp_one = jax.tree.map(lambda x: x[0], hp)
+    state_one = jax.eval_shape(trainer.init, jax.random.key(0), hp_one)
+    metric_names = list(jax.eval_shape(trainer.update, state_one, hp_one)[1])
+    if check_memory:
+        est = memory.estimate(state_one, trainer, runs=grid * seeds_run, runs_at_once=per_batch or grid * seeds_run,
+                              num_updates=num_updates, chunk=chunk, num_metrics=len(metric_names))
+        memory.check(est, devices, batched=per_batch is not None)
+
+    # -- from here on the run writes: config.json and status.json first --
+    if run_dir is not None:
+        moved = run_dir.create(overwrite=overwrite)
+        if moved is not None:
+            print(f"moved the previous run in {run_dir.path} to {moved}")
+        if not resume or not (run_dir.path / rundir.CONFIG).exists():
+            run_dir.write_config({
+                **meta, "sweep_labels": labels, "checkpoint_every": checkpoint_every, "eval_episodes": eval_episodes,
+                "eval_deterministic": eval_deterministic, "eval_max_steps": eval_max_steps,
+                "device_kind": devices[0].device_kind, "num_devices": len(devices), "provenance": provenance(),
+            })
+        run_dir.write_status("running", update=0, num_updates=num_updates)
+
+    job = _Job(
+        trainer, algorithm, env_name, settings, labels, hp, num_seeds, indices, seed, devices, mesh, per_batch, chunk,
+        metric_names, meta, checkpoint_dir, checkpoint_every, resume, run_dir, progress, eval_episodes,
+        eval_deterministic, eval_max_steps,
+    )
+    try:
+        results = _train(job)
+    except BaseException as err:
+        if run_dir is not None:
+            _record_stop(run_dir, err, num_updates)
+        raise
+    if run_dir is not None:
+        try:
+            results.out, results.provenance = run_dir.path, provenance()
+            run_dir.write_metrics(results)
+            run_dir.write_curves(results)
+            run_dir.write_summary(results.summary())
+        except BaseException as err:
+            _record_stop(run_dir, err, num_updates, writing=True)
+            raise
+        run_dir.write_status("done", update=num_updates, num_updates=num_updates)
+    return results
+
+
+def _record_stop(run_dir: rundir.RunDir, err: BaseException, num_updates: int, writing: bool = False) -> None:
+    """``status.json`` (and the metrics reached) of a run that stopped early. Best effort, each write on its
+    own: the disk may be what failed."""
+    partial = getattr(err, "results", None)
+    reason = ("writing outputs: " if writing else "") + (
+        str(err) if isinstance(err, NonFiniteError) else f"{type(err).__name__}: {err}")
+    if isinstance(err, RunInterrupted):
+        status = dict(status="interrupted", update=err.update, saved=err.saved, signal=signal.Signals(err.signum).name)
+    else:
+        status = dict(status="failed", reason=reason, update=num_updates if writing else (partial.num_updates if partial else None))
+    writes = [lambda: run_dir.write_metrics(partial)] if partial is not None and partial.num_updates and not writing else []
+    writes.append(lambda: run_dir.write_status(num_updates=num_updates, **status))
+    for write in writes:
+        try:
+            write()
+        except Exception:
+            pass
+
+
+@dataclass
+class _Job:
+    """A run as :func:`run` resolved and checked it: what :func:`_train` executes."""
+
+    trainer: Trainer
+    algorithm: Algorithm
+    env_name: str
+    settings: list[Any]
+    labels: list[str]
+    hp: Any
+    num_seeds: int
+    indices: list[int] | None
+    seed: int
+    devices: list[Any]
+    mesh: Any
+    per_batch: int | None
+    chunk: int
+    metric_names: list[str]
+    meta: dict[str, Any]
+    checkpoint_dir: Path | None
+    checkpoint_every: int | None
+    resume: bool
+    run_dir: rundir.RunDir | None
+    progress: bool
+    eval_episodes: int
+    eval_deterministic: bool
+    eval_max_steps: int | None
+
+
+def _train(job: _Job) -> Results:
+    """Compile, initialize (or restore), train in chunks, save and evaluate: the part of :func:`run` that
+    runs after every check has passed."""
+    trainer, algorithm, env_name, settings, labels, hp = job.trainer, job.algorithm, job.env_name, job.settings, job.labels, job.hp
+    num_seeds, indices, seed, devices, mesh, per_batch, chunk = (
+        job.num_seeds, job.indices, job.seed, job.devices, job.mesh, job.per_batch, job.chunk)
+    metric_names, meta, checkpoint_dir, checkpoint_every, resume, run_dir, progress = (
+        job.metric_names, job.meta, job.checkpoint_dir, job.checkpoint_every, job.resume, job.run_dir, job.progress)
+    grid = len(settings)
+    seeds_run = len(indices) if indices is not None else num_seeds
+    num_updates = trainer.config.num_updates
+    keys = jax.random.split(jax.random.key(seed), num_seeds)
+    if indices is not None:
+        keys = keys[np.asarray(indices)]
+    keys = jnp.broadcast_to(keys, (grid, seeds_run))
     # Every state/metric leaf is [G, S, ...]: shard axis 1 (seeds) over the mesh; hparams are replicated.
     sharding: dict[str, Any] = {}
     if mesh is not None:
@@ -254,13 +283,9 @@ def run(
         replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         keys = jax.device_put(keys, seeds_sharded)
         sharding = {"in_shardings": (seeds_sharded, replicated), "out_shardings": (seeds_sharded, seeds_sharded)}
+    elif devices != jax.devices()[:1]:
+        keys = jax.device_put(keys, devices[0])
 
-    per_batch = resolve_seeds_per_batch(seeds_per_batch, grid * num_seeds, devices[0].platform)
-    if mesh is not None:
-        if per_batch is not None and seeds_per_batch != "auto":
-            raise ValueError("seeds_per_batch batches the seeds of one device; with several devices the seed axis "
-                             "is already split across them (pass seeds_per_batch=None or one device)")
-        per_batch = None
     init_fn = jax.jit(
         map_over_runs(trainer.init, per_batch),
         **({"in_shardings": sharding["in_shardings"], "out_shardings": sharding["out_shardings"][0]} if sharding else {}),
@@ -281,95 +306,134 @@ def run(
             compile_s += time.perf_counter() - start
         return compiled[length]
 
-    start = time.perf_counter()
-    init_compiled = init_fn.lower(keys, hp).compile()
-    compile_s += time.perf_counter() - start
-    state = init_compiled(keys, hp)
-    metric_names = list(jax.eval_shape(lambda s: jax.vmap(jax.vmap(trainer.update, in_axes=(0, None)))(s, hp)[1], state))
-    metrics = {name: np.full((grid, num_seeds, num_updates), np.nan, np.float32) for name in metric_names}
-
+    metrics = {name: np.full((grid, seeds_run, num_updates), np.nan, np.float32) for name in metric_names}
     done = 0
-    mngr = None
-    if checkpoint_dir is not None:
-        if resume:
-            step, found = checkpointing.read_meta(checkpoint_dir)
-            checkpointing.check_meta(found, meta)
-            done, state, metrics = checkpointing.restore(checkpoint_dir, state, metrics)
-            if sharding:
-                state = jax.device_put(state, sharding["out_shardings"][0])
-        elif Path(checkpoint_dir).exists() and any(Path(checkpoint_dir).iterdir()):
-            raise checkpointing.CheckpointError(
-                f"{checkpoint_dir} already holds checkpoints; pass resume=True to continue it or choose a new directory"
-            )
-        mngr = checkpointing.manager(checkpoint_dir)
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_updates, initial=done, unit="upd", desc=f"{algorithm.name} {env_name}", dynamic_ncols=True)
+    last_saved: int | None = None
     run_s = 0.0
-    steps_per_update = trainer.config.batch_size * grid * num_seeds
-    try:
-        while done < num_updates:
-            length = min(chunk, num_updates - done)
-            fn = chunk_fn(length, state)
+
+    def results_so_far(state: Any, eval_returns: np.ndarray | None = None, upto: int | None = None) -> Results:
+        full = Results(
+            algo=algorithm.name, env_name=env_name, config=trainer.config, hparams=settings, num_seeds=seeds_run,
+            metrics=metrics, state=state, compile_s=compile_s, run_s=run_s, eval_returns=eval_returns,
+            sweep_labels=labels, seed=seed, seed_indices=indices, start_update=start_update,
+            steps_per_update=trainer.config.batch_size,
+        )
+        return full if upto is None or upto == num_updates else full.truncated(upto)
+
+    with DeferredInterrupts("finishing this chunk of updates, then saving a checkpoint") as interrupts:
+        start_update = 0
+        state = mngr = None
+        try:
             start = time.perf_counter()
-            new_state, chunk_metrics = fn(state, hp)
-            chunk_metrics = jax.device_get(chunk_metrics)
-            elapsed = time.perf_counter() - start
-            run_s += elapsed
-            state = new_state
-            for name, values in chunk_metrics.items():
-                metrics[name][..., done : done + length] = values
-            done += length
-            bad = np.asarray(chunk_metrics.get("nonfinite_steps", np.zeros(1))) > 0
-            if bad.any():
-                g, s, u = np.argwhere(bad)[0]
-                raise NonFiniteError(
-                    f"non-finite loss or gradient at update {done - length + u} (hparam setting {g}, seed {s}); "
-                    f"{int(bad.sum())} update(s) affected. Those gradient steps were skipped; lower the "
-                    f"learning rate or check the environment's rewards. Checkpoints written so far are kept."
-                )
-            if bar is not None:
-                recent = chunk_metrics["episode_return"]
-                bar.update(length)
-                bar.set_postfix(
-                    {"return": f"{np.nanmean(recent) if np.isfinite(recent).any() else float('nan'):.1f}",
-                     "steps/s": f"{steps_per_update * length / max(elapsed, 1e-9):,.0f}"},
-                    refresh=False,
-                )
-            if mngr is not None and checkpoint_every is not None and (done % checkpoint_every == 0 or done == num_updates):
+            init_compiled = init_fn.lower(keys, hp).compile()
+            compile_s += time.perf_counter() - start
+            state = init_compiled(keys, hp)
+
+            if checkpoint_dir is not None:
+                if resume and checkpoint_dir.is_dir():
+                    restored = checkpointing.restore_latest(checkpoint_dir, state, metrics, meta)
+                    for line in restored.notes(checkpoint_dir):
+                        print(line)
+                    if restored.step is None and restored.skipped:
+                        raise checkpointing.CheckpointError(
+                            f"no checkpoint in {checkpoint_dir} restores (" + "; ".join(f"{st}: {why}" for st, why in restored.skipped)
+                            + f"); they were moved to {restored.moved_to}. Resume again to start from update 0"
+                        )
+                    if restored.step is not None:
+                        done, state, metrics = restored.step, restored.state, restored.metrics
+                        last_saved = done
+                        if sharding:
+                            state = jax.device_put(state, sharding["out_shardings"][0])
+                elif resume:
+                    print(f"no checkpoint in {checkpoint_dir}: starting from update 0")
+                else:
+                    checkpointing.clean_partial(checkpoint_dir)
+                mngr = checkpointing.manager(checkpoint_dir)
+            start_update = done
+
+            def save_now() -> bool:
+                nonlocal last_saved
+                if mngr is None or done == 0 or last_saved == done:
+                    return last_saved == done and done > 0
                 checkpointing.save(mngr, done, state, metrics, meta)
-    except KeyboardInterrupt:
-        if mngr is not None and done > 0:
-            checkpointing.save(mngr, done, state, metrics, meta)
-            print(f"\ninterrupted: saved checkpoint at update {done} in {checkpoint_dir}")
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+                last_saved = done
+                return True
 
-    eval_returns = None
-    if eval_episodes:
-        max_steps = eval_max_steps or int(getattr(trainer.env_params, "max_steps_in_episode", 1000))
-        act = lambda s, o, k: trainer.act(s, o, k, deterministic=eval_deterministic)
-        evaluate_one = lambda s, k: evaluate(trainer.env, trainer.env_params, act, s, k, eval_episodes, max_steps).mean()
-        eval_keys = jax.random.split(jax.random.key(seed + 1), num_seeds)
-        eval_fn = jax.jit(jax.vmap(jax.vmap(evaluate_one, in_axes=(0, 0)), in_axes=(0, None)))
-        eval_returns = np.asarray(eval_fn(state, eval_keys))
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-    labels = list(sweep_labels) if sweep_labels is not None else (
-        [", ".join(f"{k}={v:g}" for k, v in _varying(settings)[g].items()) for g in range(grid)] if grid > 1 else []
-    )
-    return Results(
-        algo=algorithm.name, env_name=env_name, config=trainer.config, hparams=settings, num_seeds=num_seeds,
-        metrics=metrics, state=state, compile_s=compile_s, run_s=run_s, eval_returns=eval_returns, sweep_labels=labels,
-    )
-
-
-def _varying(settings: list[Any]) -> list[dict[str, float]]:
-    """Per setting, only the hyperparameters that differ across the grid (for legend labels)."""
-    dicts = [hparams_dict(s) for s in settings]
-    keys = [k for k in dicts[0] if len({d[k] for d in dicts}) > 1]
-    return [{k: d[k] for k in keys} for d in dicts]
+                bar = tqdm(total=num_updates, initial=done, unit="upd", desc=f"{algorithm.name} {env_name}", dynamic_ncols=True)
+            steps_per_update = trainer.config.batch_size * grid * seeds_run
+            last_status = float("-inf")  # the first chunk always refreshes status.json
+            try:
+                while done < num_updates and not interrupts.requested:
+                    length = min(chunk, num_updates - done)
+                    if checkpoint_every is not None:  # land on every checkpoint boundary, also after a resume
+                        length = min(length, checkpoint_every - done % checkpoint_every)
+                    fn = chunk_fn(length, state)
+                    start = time.perf_counter()
+                    new_state, chunk_metrics = fn(state, hp)
+                    chunk_metrics = jax.device_get(chunk_metrics)
+                    elapsed = time.perf_counter() - start
+                    run_s += elapsed
+                    state = new_state
+                    for name, values in chunk_metrics.items():
+                        metrics[name][..., done : done + length] = values
+                    done += length
+                    bad = np.asarray(chunk_metrics.get("nonfinite_steps", np.zeros(1))) > 0
+                    if bad.any():
+                        g, s, u = np.argwhere(bad)[0]
+                        saved = save_now()
+                        err = NonFiniteError(
+                            f"non-finite loss or gradient at update {done - length + u} (hparam setting {g}, seed "
+                            f"{indices[s] if indices else s}); {int(bad.sum())} update(s) affected. Those gradient steps "
+                            f"were skipped; lower the learning rate or check the environment's rewards"
+                            + (f"; the state at update {done} is saved in {checkpoint_dir}" if saved else "")
+                        )
+                        err.results = results_so_far(state, upto=done)
+                        raise err
+                    if bar is not None:
+                        recent = chunk_metrics["episode_return"]
+                        bar.update(length)
+                        bar.set_postfix(
+                            {"return": f"{np.nanmean(recent) if np.isfinite(recent).any() else float('nan'):.1f}",
+                             "steps/s": f"{steps_per_update * length / max(elapsed, 1e-9):,.0f}"},
+                            refresh=False,
+                        )
+                    saved_now = False
+                    if checkpoint_every is not None and done % checkpoint_every == 0:
+                        saved_now = save_now()
+                    if run_dir is not None and (saved_now or time.monotonic() - last_status > STATUS_EVERY_S):
+                        run_dir.write_status("running", update=done, num_updates=num_updates, checkpoint=last_saved)
+                        last_status = time.monotonic()
+            finally:
+                if bar is not None:
+                    bar.close()
+            saved = save_now()  # the final state (or where an interrupt stopped the run)
+            if interrupts.requested and done < num_updates:
+                where = f" in {checkpoint_dir}" if saved else ""
+                raise RunInterrupted(
+                    f"interrupted: saved checkpoint at update {done}{where}" if saved
+                    else f"interrupted at update {done}: nothing saved (no checkpoint_dir)" if done
+                    else "interrupted before the first update finished: nothing to save",
+                    update=done, saved=saved, signum=interrupts.signum, results=results_so_far(state, upto=done),
+                )
+            eval_returns = None
+            if job.eval_episodes:  # an interrupt now is noted but the (finished) run still evaluates
+                ekeys = eval_keys(seed, num_seeds, indices)
+                eval_returns = evaluate_runs(trainer, state, ekeys, job.eval_episodes, deterministic=job.eval_deterministic,
+                                             max_steps=job.eval_max_steps)
+        except KeyboardInterrupt as err:
+            if isinstance(err, RunInterrupted):
+                raise
+            # A second Ctrl-C (or one before the handlers were in place): stop now, keep what was saved.
+            kept = f"; the last checkpoint is update {last_saved} in {checkpoint_dir}" if last_saved else ""
+            raise RunInterrupted(
+                f"interrupted at once at update {done}{kept}", update=last_saved or 0, saved=bool(last_saved),
+                signum=signal.SIGINT, results=results_so_far(state, upto=done) if state is not None else None,
+            ) from None
+        finally:
+            if mngr is not None:
+                mngr.close()
+    return results_so_far(state, eval_returns)
