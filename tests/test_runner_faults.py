@@ -227,6 +227,9 @@ def test_a_trainer_records_its_own_env_and_algorithm(tmp_path, no_training):
 
 
 def test_off_policy_learning_starts_past_the_budget_is_an_error():
-    with pytest.raises(ValueError, match="learning_starts=1000 is not below the 1000 env steps"):
+    # the budget covers the warm-up (collected in init) and at least one update of 500 env steps
+    with pytest.raises(ValueError, match="leaves no update after the warm-up: learning_starts=1000"):
         mdpo_off.SACConfig(total_timesteps=1000, steps_per_update=500, learning_starts=1000)
-    mdpo_off.SACConfig(total_timesteps=1000, steps_per_update=500, learning_starts=999)
+    with pytest.raises(ValueError, match="leaves no update after the warm-up: learning_starts=501"):
+        mdpo_off.SACConfig(total_timesteps=1000, steps_per_update=500, learning_starts=501)
+    assert mdpo_off.SACConfig(total_timesteps=1000, steps_per_update=500, learning_starts=500).num_updates == 1
