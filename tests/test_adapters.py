@@ -46,10 +46,12 @@ def scripted(env, params, actions, num_envs=2, key=0, init_state=None):
 
 
 def check_spaces(env, params, reset_obs, out):
-    """Observations match ``observation_space`` (shape, dtype), rewards are float32, flags bool."""
+    """Observations match ``observation_space`` (shape, dtype, bounds), rewards are float32, flags bool."""
     space = env.observation_space(params)
     for obs in (reset_obs, out["obs"], out["info"]["final_observation"]):
         assert obs.dtype == space.dtype and obs.shape[-len(space.shape):] == tuple(space.shape)
+        flat = obs.reshape((-1,) + tuple(space.shape))
+        assert bool(jax.vmap(space.contains)(flat).all())
     assert out["reward"].dtype == jnp.float32
     assert out["terminated"].dtype == jnp.bool_ and out["truncated"].dtype == jnp.bool_
     assert not np.any(np.asarray(out["terminated"]) & np.asarray(out["truncated"]))
@@ -103,6 +105,15 @@ def test_unknown_ids_suggest_close_matches():
         make_env("navix/Navix-Empty-5x5-v1")
     with pytest.raises(ValueError, match="navix/Navix-Empty-5x5-v0"):  # the prefix forgotten
         make_env("Navix-Empty-5x5-v0")
+
+
+@pytest.mark.parametrize("suite", ["navix", "jumanji", "craftax"])
+def test_every_listed_id_builds(suite):
+    pytest.importorskip(suite)
+    # craftax's Pixels envs first build a texture cache inside the craftax package (~2 min on 2 cores)
+    for name in [n for n in list_envs()[suite] if "Pixels" not in n]:
+        env, params = make_env(name)
+        assert len(env.observation_space(params).shape) >= 1 and env.action_space(params) is not None, name
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -83,7 +83,10 @@ class NavixGymnaxWrapper:
 
     def observation_space(self, params: NavixParams | None = None) -> spaces.Box:
         space = self.navix_env.observation_space
-        return spaces.Box(space.minimum, space.maximum, tuple(space.shape), space.dtype)
+        high = space.maximum
+        if jnp.issubdtype(space.dtype, jnp.integer):  # navix declares 8 for symbolic grids, yet the player is 10
+            high = jnp.iinfo(space.dtype).max
+        return spaces.Box(space.minimum, high, tuple(space.shape), space.dtype)
 
     def action_space(self, params: NavixParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(int(self.navix_env.action_space.n))
