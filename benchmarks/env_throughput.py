@@ -5,8 +5,12 @@ scan, auto-reset included) in one jitted function. Compile time (lower + compile
 (the best of ``repeats`` executions of the compiled function). Results go to
 ``benchmarks/results/env_throughput.json``.
 
+The default list ends with the suite adapters (``navix/``, ``jumanji/``, ``craftax/``, purejaxpo/adapters/);
+an env whose suite is not installed is recorded as skipped, with the extra that would install it.
+
     python benchmarks/env_throughput.py                      # all envs, 1024 envs x 500 steps
     python benchmarks/env_throughput.py --envs MultiGoal-v0 --num-steps 1000
+    python benchmarks/env_throughput.py --quick              # 8 envs x 16 steps: a smoke run, not a measurement
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from purejaxpo import adapters
 from purejaxpo.environments import make_env
 
 DEFAULT_ENVS = (
@@ -31,8 +36,25 @@ DEFAULT_ENVS = (
     "InformativePath-v0",
     "SteinerCovering-v0",
     "FacilityLocation-v0",
+    # suite adapters (optional extras): each suite's easiest task and a harder one
+    "navix/Navix-Empty-5x5-v0",
+    "navix/Navix-DoorKey-8x8-v0",
+    "jumanji/Maze-v0",
+    "jumanji/Snake-v1",
+    "craftax/Craftax-Classic-Symbolic-v1",
 )
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "env_throughput.json")
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = os.path.join(RESULTS_DIR, "env_throughput.json")
+QUICK_RESULTS = os.path.join(RESULTS_DIR, "env_throughput_quick.json")  # never the quoted results
+QUICK = dict(num_envs=8, num_steps=16, repeats=1)
+
+
+def missing_suite(name: str) -> str | None:
+    """Why ``name`` cannot run here (its adapter suite is not installed), else ``None``."""
+    suite = adapters.suite_of(name)
+    if suite is None or adapters.is_installed(suite):
+        return None
+    return f'{suite.package} not installed (pip install "purejaxpo[{suite.package}]")'
 
 
 def make_run(env: Any, params: Any, num_envs: int, num_steps: int):
@@ -86,19 +108,29 @@ def measure(name: str, num_envs: int, num_steps: int, repeats: int) -> dict[str,
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
     parser.add_argument("--num-envs", type=int, default=1024)
     parser.add_argument("--num-steps", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=RESULTS)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {QUICK['num_envs']} envs x {QUICK['num_steps']} steps, 1 repeat, to {QUICK_RESULTS}")
+    parser.add_argument("--out", default=None, help=f"output JSON (default {RESULTS}, or {QUICK_RESULTS} with --quick)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.num_envs, args.num_steps, args.repeats = QUICK["num_envs"], QUICK["num_steps"], QUICK["repeats"]
+    out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
 
     rows = []
     for name in args.envs:
+        reason = missing_suite(name)
+        if reason is not None:
+            print(f"{name:36s} skipped: {reason}")
+            rows.append({"env": name, "skipped": reason})
+            continue
         row = measure(name, args.num_envs, args.num_steps, args.repeats)
-        print(f"{name:26s} compile {row['compile_s']:6.2f} s   run {row['run_s']:7.4f} s   "
+        print(f"{name:36s} compile {row['compile_s']:6.2f} s   run {row['run_s']:7.4f} s   "
               f"{row['env_steps_per_s']:>12,d} env-steps/s")
         rows.append(row)
     result = {
@@ -109,12 +141,16 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "quick": bool(args.quick),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "results": rows,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = f"{out}.tmp"
+    with open(tmp, "w") as f:
         json.dump(result, f, indent=2)
-    print(f"wrote {args.out}")
+    os.replace(tmp, out)  # atomic: a crash never leaves half a JSON
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Names resolve in this order: environments registered with :func:`register_env`, 
 (:data:`purejaxpo.envs.ENV_FACTORIES`, imported on first use), gymnax's registered ids (``CartPole-v1``,
 ``Breakout-MinAtar``, ...) and brax's (``brax/hopper`` or plain ``hopper``), wrapped by
 :class:`purejaxpo.brax_wrapper.BraxGymnaxWrapper`.
+Ids with a suite prefix, ``navix/<id>``, ``jumanji/<id>`` and ``craftax/<id>``, go to the adapters of
+:mod:`purejaxpo.adapters` (optional extras, imported only when asked for).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import gymnax
+
+from purejaxpo import adapters
 
 EnvFactory = Callable[..., tuple[Any, Any]]
 
@@ -55,11 +59,12 @@ def _builtin() -> dict[str, tuple[EnvFactory, str]]:
 
 
 def list_envs() -> dict[str, list[str]]:
-    """All names :func:`make_env` accepts, grouped by source."""
+    """The names :func:`make_env` accepts, grouped by source (for the adapter suites, a few known ids)."""
     return {
         "purejaxpo": sorted(set(_REGISTRY) | set(_builtin())),
         "gymnax": list(gymnax.registered_envs),
         "brax": [f"brax/{n}" for n in BRAX_ENV_NAMES],
+        **adapters.listed_ids(),
     }
 
 
@@ -70,7 +75,8 @@ def _all_names() -> list[str]:
 def make_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
     """Build an environment by name; ``kwargs`` go to the environment's constructor/factory.
 
-    Raises ``ValueError`` naming close matches for an unknown ``name``.
+    Raises ``ValueError`` naming close matches for an unknown ``name`` (for a suite id, the suite's own
+    ids), and ``ImportError`` naming the extra to install for a suite that is not installed.
     """
     if not isinstance(name, str):
         raise TypeError(f"environment name must be a string, got {type(name).__name__}")
@@ -86,6 +92,8 @@ def make_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
         from purejaxpo.brax_wrapper import make_brax_env
 
         return make_brax_env(brax_name, **kwargs)
+    if adapters.suite_of(name) is not None:
+        return adapters.make_suite_env(name, **kwargs)
     close = difflib.get_close_matches(name, _all_names(), n=5, cutoff=0.4)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(f"unknown environment {name!r}.{hint} `purejaxpo list` shows every name.")

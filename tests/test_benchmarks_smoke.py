@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end at a tiny size (no timing is asserted: numbers live in results/)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -54,3 +55,32 @@ def test_seed_scaling_script_runs_each_mode(tmp_path):
     assert [(r["mode"], r["seeds_per_batch"]) for r in rows] == [("none", None), ("1", 1)]
     assert rows[0]["final_return_mean"] == pytest.approx(rows[1]["final_return_mean"], rel=1e-4)  # same seeds, same runs
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_env_throughput_quick_covers_the_adapters(tmp_path):
+    out = tmp_path / "env.json"
+    envs = ["LotSizing-v0", "navix/Navix-Empty-5x5-v0", "jumanji/Maze-v0"]
+    proc = run_module("benchmarks.env_throughput", "--quick", "--envs", *envs, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    rows = {r["env"]: r for r in result["results"]}
+    assert result["quick"] and list(rows) == envs
+    for name, row in rows.items():
+        installed = importlib.util.find_spec(name.split("/")[0]) is not None if "/" in name else True
+        if installed:
+            assert row["num_envs"] == 8 and row["num_steps"] == 16 and row["env_steps_per_s"] > 0
+        else:
+            assert "pip install" in row["skipped"]
+
+
+def test_env_throughput_records_a_missing_suite_as_skipped(tmp_path, monkeypatch):
+    from benchmarks import env_throughput
+    from purejaxpo import adapters
+
+    monkeypatch.setattr(adapters, "is_installed", lambda suite: False)
+    out = tmp_path / "env.json"
+    env_throughput.main(["--quick", "--envs", "navix/Navix-Empty-5x5-v0", "craftax/Craftax-Symbolic-v1", "--out", str(out)])
+    rows = json.loads(out.read_text())["results"]
+    assert [r["skipped"] for r in rows] == [
+        'navix not installed (pip install "purejaxpo[navix]")', 'craftax not installed (pip install "purejaxpo[craftax]")'
+    ]
