@@ -18,6 +18,10 @@ def test_wheel_installs_envs_as_a_subpackage_with_its_data(tmp_path):
     (wheel,) = wheels.glob("purejaxpo-*.whl")
     subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=120)
     assert not (site / "envs").exists()
+    # every subpackage of the source tree made it into the wheel (pyproject lists them explicitly)
+    source = {p.parent.relative_to(REPO).as_posix() for p in (REPO / "purejaxpo").rglob("__init__.py")}
+    installed = {p.parent.relative_to(site).as_posix() for p in (site / "purejaxpo").rglob("__init__.py")}
+    assert source <= installed, sorted(source - installed)
     assert (site / "purejaxpo" / "envs" / "data" / "lot_sizing" / "setting_15items_5machines_t100_i100.json").is_file()
     check = (
         "import importlib.util, sys; "
