@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from purejaxpo.envs.frozen_lake_stochastic import FrozenLakeStochastic, make_frozen_lake
 from purejaxpo.envs.lot_sizing import LotSizing, generate_instance, load_setting, make_lot_sizing
+from purejaxpo.envs.memory_probe import MemoryProbe, make_memory_probe
 from purejaxpo.envs.multigoal import MultiGoal, make_multigoal
 from purejaxpo.envs.submodular_worlds import (
     SubmodularGridWorld,
@@ -34,12 +35,14 @@ ENV_FACTORIES = {
     "InformativePath-v0": (make_informative_path, "SubPO grid world, reward = marginal GP log-det information"),
     "SteinerCovering-v0": (make_steiner_covering, "SubPO grid world, reward = marginal truncated item coverage"),
     "FacilityLocation-v0": (make_facility_location, "grid world, reward = marginal facility-location value"),
+    "MemoryProbe-v0": (make_memory_probe, "recall the first observation's cue at the last step (needs memory)"),
 }
 
 __all__ = [
     "ENV_FACTORIES",
     "FrozenLakeStochastic",
     "LotSizing",
+    "MemoryProbe",
     "MultiGoal",
     "SubmodularGridWorld",
     "generate_instance",
@@ -49,6 +52,7 @@ __all__ = [
     "make_frozen_lake",
     "make_informative_path",
     "make_lot_sizing",
+    "make_memory_probe",
     "make_multigoal",
     "make_steiner_covering",
 ]

@@ -32,7 +32,8 @@ def evaluate_runs(
     """``[G, S]`` mean return over ``episodes`` episodes of each run of ``state`` (leaves ``[G, S, ...]``);
     run ``(g, s)`` uses ``keys[s]``. See :func:`purejaxpo.rollout.evaluate`."""
     max_steps = max_steps or default_max_steps(trainer.env_params)
-    act = lambda s, o, k: trainer.act(s, o, k, deterministic=deterministic)
-    one = lambda s, k: evaluate(trainer.env, trainer.env_params, act, s, k, episodes, max_steps).mean()
+    act = lambda s, o, k, **kw: trainer.act(s, o, k, deterministic=deterministic, **kw)
+    fresh = (lambda s: trainer.memory(s, episodes)) if trainer.memory is not None else (lambda s: None)
+    one = lambda s, k: evaluate(trainer.env, trainer.env_params, act, s, k, episodes, max_steps, fresh(s)).mean()
     fn = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None)))
     return np.asarray(fn(state, keys))

@@ -50,6 +50,10 @@ class Trainer(NamedTuple):
 
     ``algorithm`` is the registry name of the algorithm that built it (``"hyper_srym"``, not the class of
     its config), so runs, summaries and checkpoints are labelled by what actually trained.
+
+    Recurrent policies set ``memory(state, num_envs) -> fresh-episode memory`` and their ``act`` takes
+    ``memory=`` and returns ``(action, next_memory)``; for envs with action masks ``act`` takes
+    ``action_mask=`` (``[*batch, ..., n]`` bool, True = legal) and never returns a masked action.
     """
 
     init: Callable[..., Any]
@@ -60,6 +64,7 @@ class Trainer(NamedTuple):
     env: Any
     env_params: Any
     algorithm: str = ""  # the registry name (``type(config).algorithm_name``): outputs never guess it
+    memory: Callable[..., Any] | None = None  # recurrent policies: memory(state, num_envs) -> fresh memory
 
 
 def scan_train(init: Callable[..., Any], update: Callable[..., tuple[Any, Metrics]], num_updates: int) -> Callable[..., tuple[Any, Metrics]]:

@@ -302,14 +302,29 @@ def test_ppo_solves_navix_empty_5x5():
 
 @pytest.mark.learning
 @pytest.mark.timeout(300)
+def test_recurrent_ppo_solves_navix_empty_5x5():
+    pytest.importorskip("navix")
+    # The same task with a GRU policy (policy="gru"; the CLI's --set policy=gru): random 41-42% success, 81 steps.
+    # Measured over these 4 seeds: return 1.000 and length 5.03-5.08 after 65k steps; the same bar as the MLP test.
+    env, params = make_env("navix/Navix-Empty-5x5-v0")
+    config = ppo.PPOConfig(num_envs=16, num_steps=64, total_timesteps=65_536, update_epochs=4, num_minibatches=4,
+                           policy="gru", hidden_sizes=(64,), memory_size=64)
+    _, metrics = train_seeds(env, params, config, ppo.PPOHParams(lr=1e-3, ent_coef=0.01), 4)
+    returns, lengths = ppo_final(metrics, "episode_return"), ppo_final(metrics, "episode_length")
+    assert returns.min() >= 0.95 and lengths.max() <= 8, (returns, lengths)
+
+
+@pytest.mark.learning
+@pytest.mark.timeout(300)
 def test_ppo_improves_on_jumanji_random_5x5_mazes():
     pytest.importorskip("jumanji")
     from jumanji.environments.routing.maze.generator import RandomGenerator
 
-    # A fresh random 5x5 maze every episode, 25-step limit, reward 1 at the target. A uniform random
-    # policy (masks unused, as PPO's here) reaches it in 27-28% of episodes (3 seeds x 64 envs x 1000 steps,
-    # ~3000 episodes each). Over these 4 seeds PPO reaches 64-67% after 262k steps (lengths 21 -> 13): every seed
-    # must at least reach 50%, well above random, and the mean 60%.
+    # A fresh random 5x5 maze every episode, 25-step limit, reward 1 at the target. PPO masks illegal moves
+    # (jumanji's action_mask). A uniform random policy over the legal moves reaches the target in 40.5-40.9% of
+    # episodes (3 seeds x 64 envs x 1000 steps; 27-28% without the mask). Over these 4 seeds masked PPO reaches
+    # 87.3-87.8% after 262k steps (64-67% before PPO applied masks): every seed must reach 75% and the mean 80%,
+    # twice the masked random rate.
     env, params = make_env("jumanji/Maze-v0", generator=RandomGenerator(5, 5))
     config = ppo.PPOConfig(
         num_envs=32, num_steps=64, total_timesteps=262_144, update_epochs=4, num_minibatches=4, normalize_obs=True,
@@ -317,7 +332,7 @@ def test_ppo_improves_on_jumanji_random_5x5_mazes():
     _, metrics = train_seeds(env, params, config, ppo.PPOHParams(lr=1e-3, ent_coef=0.01), 4)
     returns = ppo_final(metrics, "episode_return")
     print("jumanji 5x5 mazes final success per seed", np.round(returns, 3))
-    assert returns.min() >= 0.5 and returns.mean() >= 0.6
+    assert returns.min() >= 0.75 and returns.mean() >= 0.8
     assert np.asarray(metrics["nonfinite_steps"]).sum() == 0
 
 

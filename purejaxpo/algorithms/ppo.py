@@ -36,10 +36,12 @@ from flax import nnx, struct
 from purejaxpo import engine
 from purejaxpo.algorithms.ppo_variants import ADVANTAGES, OBJECTIVES, ObjectiveInputs, branch_from_group_leaders
 from purejaxpo.engine import RolloutBudget, require_positive_ints, validate_config
+from purejaxpo.engine.policies import POLICIES, actor_critic_policy, sequence_fields
 from purejaxpo.networks.actor_critic import actor_critic_for
 from purejaxpo.networks.distributions import env_action
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, entropy_loss, sample_kl, value_loss
+from purejaxpo.rollout import has_action_mask
 from purejaxpo.spaces import policy_spec
 from purejaxpo.types import CheckedHParams, Trainer, above, at_least, in_interval
 
@@ -65,10 +67,15 @@ class PPOConfig(RolloutBudget):
     distinct final observations, :func:`~purejaxpo.primitives.group_advantages.distinct_fraction`).
     Paper defaults are ``group_size=8, poly_set_size=4, poly_window=5``; ours (4, 2, 5) let the default
     4 envs form one group of two sets.
+
+    ``policy``: ``"mlp"`` (feed-forward) or a recurrent ``"gru"`` / ``"lstm"`` actor-critic whose memory
+    (``memory_size`` units) is carried through rollouts, reset at every episode end, and trained on whole env
+    sequences by truncated BPTT over the rollout window (:mod:`purejaxpo.engine.policies`); ``hidden_sizes`` is
+    then its encoder. Envs with action masks (``env.has_action_mask``) are masked automatically.
     """
 
     algorithm_name: ClassVar[str] = "ppo"
-    choices: ClassVar[dict[str, Any]] = {"objective": OBJECTIVES, "advantage": ADVANTAGES}
+    choices: ClassVar[dict[str, Any]] = {"objective": OBJECTIVES, "advantage": ADVANTAGES, "policy": POLICIES}
 
     num_envs: int = 4
     num_steps: int = 128
@@ -92,10 +99,19 @@ class PPOConfig(RolloutBudget):
     poly_set_size: int = 2
     poly_window: int = 5
     diversity_fn: Callable[[Array], Array] | None = None
+    policy: str = "mlp"
+    memory_size: int = 128
 
     def __post_init__(self) -> None:
         validate_config(self)
-        require_positive_ints(self, ("group_size", "poly_set_size", "poly_window"))
+        require_positive_ints(self, ("group_size", "poly_set_size", "poly_window", "memory_size"))
+        if self.policy != "mlp" and self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"policy={self.policy!r} trains on whole env sequences: num_minibatches={self.num_minibatches} must "
+                f"divide num_envs={self.num_envs}"
+            )
+        if self.policy != "mlp" and self.torso != "mlp":
+            raise ValueError(f"policy={self.policy!r} uses an MLP encoder; torso={self.torso!r} is for policy='mlp'")
         if self.dual_clip and not OBJECTIVES[self.objective].dual_clip:
             raise ValueError(f"PPOConfig.dual_clip applies to objective='clip' only, got objective={self.objective!r}")
         estimator = ADVANTAGES[self.advantage]
@@ -158,7 +174,8 @@ PPOHParams.rules = {
 
 @struct.dataclass
 class PPOBatch:
-    """Training samples ``[T, B, ...]`` (flattened to ``[N, ...]`` by the engine)."""
+    """Training samples ``[T, B, ...]`` (flattened to ``[N, ...]`` by the engine, or kept as env sequences for a
+    recurrent policy). ``memory``/``starts`` are set for recurrent policies, ``action_mask`` for masked envs."""
 
     obs: Array
     action: Array
@@ -167,19 +184,27 @@ class PPOBatch:
     advantages: Array
     targets: Array
     value_mask: Array | None = None  # 0/1: which samples train the critic (None = all)
+    memory: Any = None
+    starts: Array | None = None
+    action_mask: Array | None = None
 
 
-def ppo_loss(model: Any, batch: PPOBatch, ctx: engine.LossContext, config: PPOConfig, merge: Callable[[Any], Any]) -> tuple[Array, dict[str, Array]]:
+def ppo_loss(
+    model: Any, batch: PPOBatch, ctx: engine.LossContext, config: PPOConfig, merge: Callable[[Any], Any],
+    forward: Callable[[Any, PPOBatch], tuple[Any, Array]],
+) -> tuple[Array, dict[str, Array]]:
     """``L = L_π + c_V L_V − c_H H`` on one minibatch: ``L_π`` is the mean of ``config.objective``'s per-sample
     loss (advantages normalized per minibatch when ``config.normalize_advantages``), ``L_V`` the (clipped)
-    value loss, ``H`` the entropy. ``merge(params)`` builds the objective's reference network from params."""
+    value loss, ``H`` the entropy. ``forward(model, batch) -> (policy, values)`` evaluates a network on the
+    minibatch (a replay of the sequences for recurrent policies, with action masks applied); ``merge(params)``
+    builds the objective's reference network from params."""
     objective, hp = OBJECTIVES[config.objective], ctx.hp
-    dist, values = model(batch.obs)
+    dist, values = forward(model, batch)
     advantages = normalize(batch.advantages) if config.normalize_advantages else batch.advantages
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
     reference = ctx.old_model if objective.reference is None else merge(objective.reference(ctx.carried))
-    inputs = ObjectiveInputs(log_prob, log_ratio, advantages, dist, batch, reference)
+    inputs = ObjectiveInputs(log_prob, log_ratio, advantages, dist, batch, lambda: forward(reference, batch)[0])
     per_sample, extra = objective.loss(inputs, hp, ctx.carried, config)
     policy_loss = masked_mean(per_sample)
     old_values = batch.value if config.clip_value else None
@@ -198,7 +223,12 @@ def ppo_loss(model: Any, batch: PPOBatch, ctx: engine.LossContext, config: PPOCo
 
 
 def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
-    """Build the PPO :class:`~purejaxpo.types.Trainer` for ``env``; raises ``ValueError`` on bad settings."""
+    """Build the PPO :class:`~purejaxpo.types.Trainer` for ``env``; raises ``ValueError`` on bad settings.
+
+    ``config.policy`` picks a feed-forward (``"mlp"``) or recurrent (``"gru"``, ``"lstm"``) actor-critic
+    (:mod:`purejaxpo.engine.policies`); every objective and advantage estimator works with either. An env with
+    action masks (``env.has_action_mask``) has its illegal actions masked out of the policy.
+    """
     spec = policy_spec(env, env_params)
     engine.check_action_settings(config, spec)
     objective, estimator = OBJECTIVES[config.objective], ADVANTAGES[config.advantage]
@@ -208,30 +238,36 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
             f"are {spec.kind}"
         )
     to_env = lambda raw: env_action(spec, raw, config.action_bounds)
-    network = lambda key: actor_critic_for(config, spec, key)
-    graphdef, _ = nnx.split(network(jax.random.key(0)))
+    policy = actor_critic_policy(config, spec, to_env, has_action_mask(env))
+    graphdef, _ = nnx.split(policy.network(jax.random.key(0)))
     merge = lambda params: nnx.merge(graphdef, params)
 
     def prepare(exp: engine.Experience, ctx: engine.UpdateContext) -> engine.Prepared:
         advantages, targets, value_mask = estimator.compute(exp, ctx, config)
         traj = exp.trajectory
-        batch = PPOBatch(ctx.observe(traj.obs), traj.action, traj.log_prob, traj.value, advantages, targets, value_mask)
+        batch = PPOBatch(ctx.observe(traj.obs), traj.action, traj.log_prob, traj.value, advantages, targets, value_mask,
+                         **(sequence_fields(exp) if policy.stateful else {}))
         return engine.Prepared(batch, ctx.carried, {"explained_variance": explained_variance(traj.value, targets)})
 
     def per_update(ctx: engine.UpdateContext, new_model: Any, batch: PPOBatch, carried: Any) -> tuple[Any, dict[str, Array]]:
         metrics = {}
         if objective.per_update is not None:
-            carried, metrics = objective.per_update(carried, ctx.model, new_model, batch, ctx.hp)
+            old_dist, new_dist = policy.forward(ctx.model, batch)[0], policy.forward(new_model, batch)[0]
+            carried, metrics = objective.per_update(carried, old_dist, new_dist, batch, ctx.hp)
         return carried, {**metrics, **(objective.metrics(carried) if objective.metrics is not None else {})}
 
+    loss = lambda m, mb, ctx: ppo_loss(m, mb, ctx, config, merge, policy.forward)
     parts = engine.OnPolicyParts(
-        network=network,
-        policy_step=engine.actor_critic_step(to_env),
-        value=engine.critic_value,
+        network=policy.network,
+        policy_step=policy.step,
+        value=policy.value,
         prepare=prepare,
-        phases=(engine.adam_phase(lambda m, mb, ctx: ppo_loss(m, mb, ctx, config, merge), config, per_step=objective.per_step),),
+        phases=(engine.adam_phase(loss, config, per_step=objective.per_step, layout=policy.layout),),
+        act=policy.act if policy.stateful else None,
         init_carried=objective.init,
         per_update=per_update,
         before_rollout=(lambda carry: branch_from_group_leaders(carry, config.group_size)) if estimator.grouped else None,
+        init_memory=policy.init_memory,
+        action_masks=True,
     )
     return engine.build(parts, config, env, env_params, to_env)

@@ -15,12 +15,12 @@ from purejaxpo.engine.optim import adam, adam_with_clipping, adamw_with_clipping
 from purejaxpo.engine.parts import actor_critic_step, adam_phase, critic_value
 from purejaxpo.engine.state import OnPolicyState, init_state, observe_fn
 from purejaxpo.engine.trainer import OnPolicyParts, Prepared, UpdateContext, UpdateKeys, build, episode_metrics
-from purejaxpo.engine.update import LossContext, Phase, flatten_time_and_batch, gradient_step, run_phase, shuffled_minibatches
+from purejaxpo.engine.update import LossContext, Phase, flatten_time_and_batch, gradient_step, phase_batch, run_phase, shuffled_minibatches, shuffled_sequences
 
 __all__ = [
     "Experience", "LossContext", "OnPolicyParts", "OnPolicyState", "Phase", "Prepared", "RolloutBudget", "UpdateContext",
     "UpdateKeys", "actor_critic_step", "adam", "adam_phase", "adam_with_clipping", "adamw_with_clipping", "build",
     "check_action_settings", "check_batch_layout", "collect_experience", "critic_value", "episode_metrics", "flatten_time_and_batch", "gae_of",
-    "gradient_step", "init_optimizer", "init_state", "linear_annealing", "observe_fn", "require_choice",
+    "gradient_step", "init_optimizer", "phase_batch", "shuffled_sequences", "init_state", "linear_annealing", "observe_fn", "require_choice",
     "require_positive_ints", "run_phase", "set_hyperparams", "shuffled_minibatches", "validate_config",
 ]

@@ -19,9 +19,11 @@ from purejaxpo.rollout import EnvCarry, EpisodeStats, rollout
 from purejaxpo.types import Trajectory
 
 Array = jax.Array
-# policy_step(model, obs [B, ...] (as the network sees it), key) -> (raw_action, env_action, log_prob, value)
-PolicyStep = Callable[[Any, Array, Array], tuple[Array, Array, Array, Array]]
-ValueFn = Callable[[Any, Array], Array]  # (model, obs [..., *obs_shape]) -> value [...]
+# policy_step(model, obs [B, ...] (as the network sees it), key) -> (raw_action, env_action, log_prob, value); a
+# recurrent or masked policy takes (model, obs, key, memory, action_mask) and returns a fifth value, the next memory.
+PolicyStep = Callable[..., tuple]
+# value(model, obs [..., *obs_shape]) -> value [...]; a recurrent one takes (model, obs, memory).
+ValueFn = Callable[..., Array]
 
 
 @struct.dataclass
@@ -61,20 +63,32 @@ def collect_experience(
     value_fn: ValueFn | None,
     info_extras: Callable[[dict[str, Any]], dict[str, Array]] | None = None,
     train_rewards: Callable[[Trajectory], Array] | None = None,
+    fresh_memory: Any = None,
 ) -> Experience:
     """Roll out ``config.num_steps`` steps of every env with ``policy_step(model, observe(obs), key)``.
 
     ``info_extras(info)`` keeps per-step info arrays in ``trajectory.extras``; ``train_rewards(trajectory)``
     picks the rewards to train on (e.g. SubPO's modular baseline). The observation normalizer is updated with
     this rollout's observations *after* the rollout, so every step of it saw the same statistics.
+
+    Recurrent policies (``state.env.memory`` set, ``fresh_memory`` the fresh-episode memory ``[B, ...]``)
+    bootstrap a truncated step from the memory the step produced: ``V(final_obs_t | memory_out_t)``, and the
+    rollout end from the carried memory: ``V(s_T | memory_T)``.
     """
     observe = observe_fn(config, state.obs_norm)
+    if state.env.memory is not None or state.env.action_mask is not None:
+        step = lambda obs, k, memory, mask: policy_step(model, observe(obs), k, memory, mask)
+    else:
+        step = lambda obs, k: policy_step(model, observe(obs), k)
     env_carry, trajectory, stats = rollout(
-        env, env_params, state.env, key, lambda obs, k: policy_step(model, observe(obs), k), lambda obs: obs,
-        config.num_steps, info_extras,
+        env, env_params, state.env, key, step, lambda obs: obs, config.num_steps, info_extras, fresh_memory
     )
     if value_fn is None:
         last_value = jnp.zeros(env_carry.obs.shape[:1], jnp.float32)
+    elif env_carry.memory is not None:
+        final_value = value_fn(model, observe(trajectory.final_obs), trajectory.extras["memory_out"])
+        trajectory = trajectory.replace(final_value=final_value)
+        last_value = value_fn(model, observe(env_carry.obs), env_carry.memory)
     else:
         trajectory = trajectory.replace(final_value=value_fn(model, observe(trajectory.final_obs)))
         last_value = value_fn(model, observe(env_carry.obs))

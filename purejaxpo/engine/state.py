@@ -34,15 +34,17 @@ class OnPolicyState:
 
 
 def init_state(env: Any, env_params: Any, num_envs: int, obs_shape: tuple[int, ...], params: Any, opt_state: Any,
-               key: Array, algo: Any = None) -> OnPolicyState:
-    """A fresh state: ``num_envs`` reset envs (from the first half of ``key``), empty normalizers."""
+               key: Array, algo: Any = None, memory: Any = None) -> OnPolicyState:
+    """A fresh state: ``num_envs`` reset envs (from the first half of ``key``), empty normalizers, and a
+    recurrent policy's fresh ``memory`` ``[B, ...]`` (``None`` for feed-forward ones) in the env carry, so a
+    resumed run continues with the exact hidden state."""
     env_key, key = jax.random.split(key)
     return OnPolicyState(
         params=params,
         opt_state=opt_state,
         obs_norm=running_moments.init(obs_shape),
         reward_scaler=return_scaler.init((num_envs,)),
-        env=init_env_carry(env, env_params, env_key, num_envs),
+        env=init_env_carry(env, env_params, env_key, num_envs, memory),
         key=key,
         update_index=jnp.zeros((), jnp.int32),
         algo=algo,

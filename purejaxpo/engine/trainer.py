@@ -28,8 +28,8 @@ from flax import nnx
 from purejaxpo.engine.collect import Experience, PolicyStep, ValueFn, collect_experience
 from purejaxpo.engine.optim import init_optimizer, set_hyperparams
 from purejaxpo.engine.state import OnPolicyState, init_state, observe_fn
-from purejaxpo.engine.update import LossContext, Phase, flatten_time_and_batch, run_phase
-from purejaxpo.rollout import EnvCarry, EpisodeStats
+from purejaxpo.engine.update import LossContext, Phase, phase_batch, run_phase
+from purejaxpo.rollout import EnvCarry, EpisodeStats, has_action_mask
 from purejaxpo.types import Trainer, scan_train
 
 Array = jax.Array
@@ -50,8 +50,8 @@ class UpdateContext(NamedTuple):
 
 
 class Prepared(NamedTuple):
-    """``prepare``'s result: the training batch (leaves ``[T, B, ...]``; the engine flattens it), the carried
-    state for the phases, and per-update metrics (e.g. explained variance)."""
+    """``prepare``'s result: the training batch (leaves ``[T, B, ...]``; the engine lays it out for each phase,
+    :func:`~purejaxpo.engine.update.phase_batch`), the carried state for the phases, and per-update metrics."""
 
     batch: Any
     carried: Any = None
@@ -92,7 +92,13 @@ class OnPolicyParts:
     - ``before_rollout(env_carry) -> env_carry`` (e.g. branch sibling envs from their group's leader);
     - ``info_extras(info)``, ``train_rewards(trajectory)``: see :func:`collect_experience`;
     - ``env``: the env the rollout steps (default: the trainer's env; e.g. PDPPO's post-decision wrapper);
-    - ``keys(state.key) -> UpdateKeys``: how one update splits its key.
+    - ``keys(state.key) -> UpdateKeys``: how one update splits its key;
+    - ``init_memory(model, num_envs) -> memory``: set for a recurrent policy. Then ``policy_step`` is
+      ``(model, obs, key, memory, action_mask) -> (raw, env_action, log_prob, value, next_memory)``,
+      ``value`` is ``(model, obs, memory)``, ``act`` takes and returns the memory, and the memory lives in the
+      env carry of the state (resume is bit-exact). The 5-argument step is also used, with ``memory=None``,
+      for an env with action masks (:func:`~purejaxpo.rollout.has_action_mask`), which needs
+      ``action_masks=True`` (the algorithm applies the mask to its policy).
     """
 
     network: Callable[[Array], Any]
@@ -108,6 +114,8 @@ class OnPolicyParts:
     train_rewards: Callable[[Any], Array] | None = None
     env: Any = None
     keys: Callable[[Array], UpdateKeys] | None = None
+    init_memory: Callable[[Any, int], Any] | None = None
+    action_masks: bool = False
 
 
 def episode_metrics(stats: EpisodeStats) -> Metrics:
@@ -118,6 +126,10 @@ def distribution_act(model: Any, obs: Array, key: Array, deterministic: bool) ->
     """The raw action of a model with ``distribution(obs)``: its mode, or a sample."""
     dist = model.distribution(obs)
     return dist.mode() if deterministic else dist.sample(seed=key)
+
+
+def _unsupported_act(model: Any, obs: Array, key: Array, deterministic: bool, memory: Any = None, action_mask: Any = None):
+    raise ValueError("this algorithm declares no act for recurrent or action-masked policies")
 
 
 def build(parts: OnPolicyParts, config: Any, env: Any, env_params: Any, to_env: Callable[[Array], Array] | None = None) -> Trainer:
@@ -131,6 +143,15 @@ def build(parts: OnPolicyParts, config: Any, env: Any, env_params: Any, to_env: 
     merge = lambda params: nnx.merge(graphdef, params)
     keys_of = parts.keys or default_keys(len(parts.phases), any(p.step_keys for p in parts.phases))
     obs_shape = tuple(env.observation_space(env_params).shape)
+    recurrent = parts.init_memory is not None
+    if has_action_mask(env) and not parts.action_masks:
+        raise ValueError(
+            f"{type(config).algorithm_name} does not apply action masks, but {getattr(env, 'name', type(env).__name__)} "
+            f"reports them (env.has_action_mask); use ppo, which masks invalid actions"
+        )
+
+    def fresh_memory(params: Any, num_envs: int) -> Any:
+        return parts.init_memory(merge(params), num_envs) if recurrent else None
 
     def init(key: Array, hp: Any) -> OnPolicyState:
         net_key, key = jax.random.split(key)
@@ -138,7 +159,8 @@ def build(parts: OnPolicyParts, config: Any, env: Any, env_params: Any, to_env: 
         zero = jnp.zeros((), jnp.int32)
         opt_state = tuple(init_optimizer(p.optimizer, params, **p.hyperparams(hp, zero)) for p in parts.phases)
         carried = parts.init_carried(params, hp) if parts.init_carried is not None else None
-        return init_state(env, env_params, config.num_envs, obs_shape, params, opt_state, key, carried)
+        memory = fresh_memory(params, config.num_envs)
+        return init_state(env, env_params, config.num_envs, obs_shape, params, opt_state, key, carried, memory)
 
     def update(state: OnPolicyState, hp: Any) -> tuple[OnPolicyState, Metrics]:
         keys = keys_of(state.key)
@@ -147,12 +169,11 @@ def build(parts: OnPolicyParts, config: Any, env: Any, env_params: Any, to_env: 
             state = state.replace(env=parts.before_rollout(state.env))
         exp = collect_experience(
             stepper, env_params, config, state, model, keys.rollout, hp.gamma, parts.policy_step, parts.value,
-            parts.info_extras, parts.train_rewards,
+            parts.info_extras, parts.train_rewards, fresh_memory(state.params, config.num_envs),
         )
         observe = observe_fn(config, state.obs_norm)
         ctx = UpdateContext(hp, model, observe, state.algo, state.update_index, state.env, keys.prepare)
         prepared = parts.prepare(exp, ctx)
-        batch = flatten_time_and_batch(prepared.batch)
         params, carried, opt_states, metrics = state.params, prepared.carried, [], dict(prepared.metrics)
         metrics["nonfinite_steps"] = jnp.zeros(())
         context = lambda c, k: LossContext(hp, model, c, k, state.update_index)
@@ -160,13 +181,13 @@ def build(parts: OnPolicyParts, config: Any, env: Any, env_params: Any, to_env: 
             values = {k: v for k, v in phase.hyperparams(hp, state.update_index).items() if k not in phase.adaptive}
             opt_state = set_hyperparams(opt_state, **values)
             params, opt_state, carried, summary = run_phase(
-                phase, phase_key, params, opt_state, carried, batch, merge, context, keys.steps
+                phase, phase_key, params, opt_state, carried, phase_batch(phase, prepared.batch), merge, context, keys.steps
             )
             metrics["nonfinite_steps"] = metrics["nonfinite_steps"] + summary.pop("nonfinite")
             metrics.update(summary)
             opt_states.append(opt_state)
         if parts.per_update is not None:
-            carried, extra = parts.per_update(ctx, merge(params), batch, carried)
+            carried, extra = parts.per_update(ctx, merge(params), phase_batch(parts.phases[0], prepared.batch), carried)
             metrics.update(extra)
         for name, metric in parts.phases[0].report.items():
             metrics[metric] = opt_states[0].hyperparams[name]
@@ -178,13 +199,18 @@ def build(parts: OnPolicyParts, config: Any, env: Any, env_params: Any, to_env: 
         metrics["env_steps"] = (state.update_index + 1).astype(jnp.float32) * config.batch_size
         return new_state, metrics
 
-    def act(state: OnPolicyState, obs: Array, key: Array, deterministic: bool = False) -> Array:
+    def act(state: OnPolicyState, obs: Array, key: Array, deterministic: bool = False, *, memory: Any = None,
+            action_mask: Any = None) -> Any:
         model = merge(state.params)
         seen = observe_fn(config, state.obs_norm)(obs)
+        if recurrent or action_mask is not None:
+            return (parts.act or _unsupported_act)(model, seen, key, deterministic, memory=memory, action_mask=action_mask)
         if parts.act is not None:
             return parts.act(model, seen, key, deterministic)
         raw = distribution_act(model, seen, key, deterministic)
         return raw if to_env is None else to_env(raw)
 
     algorithm = type(config).algorithm_name
-    return Trainer(init, update, scan_train(init, update, config.num_updates), act, config, env, env_params, algorithm)
+    memory = (lambda state, num_envs: fresh_memory(state.params, num_envs)) if recurrent else None
+    return Trainer(init, update, scan_train(init, update, config.num_updates), act, config, env, env_params, algorithm,
+                   memory)

@@ -43,6 +43,9 @@ class Phase:
     - ``step_keys``: give each gradient step its own key (a chain ``k_{i+1} = split(k_i)[0]``).
     - ``metrics``: the step metrics this phase reports (``None`` = all); ``report`` maps optimizer
       hyperparameters to the metric names they are reported under.
+    - ``layout``: ``"steps"`` shuffles individual samples (the batch is flattened to ``[T·B, ...]``);
+      ``"sequences"`` keeps each env's ``[T]`` sequence whole and shuffles envs (minibatches ``[T, B/M, ...]``), for
+      recurrent policies.
     """
 
     loss: LossFn
@@ -56,6 +59,7 @@ class Phase:
     step_keys: bool = False
     metrics: tuple[str, ...] | None = None
     report: dict[str, str] = field(default_factory=lambda: {"learning_rate": "learning_rate"})
+    layout: str = "steps"
 
 
 def _tree_all_finite(tree: Any) -> Array:
@@ -88,6 +92,24 @@ def shuffled_minibatches(key: Array, batch: Any, num_minibatches: int) -> Any:
     )
 
 
+def shuffled_sequences(key: Array, batch: Any, num_minibatches: int) -> Any:
+    """Permute the env axis (axis 1) of every ``[T, B, ...]`` leaf and split it: ``[num_minibatches, T, B/M, ...]``."""
+    size = jax.tree.leaves(batch)[0].shape[1]
+    permutation = jax.random.permutation(key, size)
+
+    def split(x: Array) -> Array:
+        x = jnp.take(x, permutation, axis=1).reshape((x.shape[0], num_minibatches, size // num_minibatches) + x.shape[2:])
+        return jnp.moveaxis(x, 1, 0)
+
+    return jax.tree.map(split, batch)
+
+
+def phase_batch(phase: Phase, batch: Any) -> Any:
+    """The ``[T, B, ...]`` batch laid out for ``phase``: flattened to ``[T·B, ...]`` for ``"steps"``, as is for
+    ``"sequences"``."""
+    return flatten_time_and_batch(batch) if phase.layout == "steps" else batch
+
+
 def run_phase(
     phase: Phase,
     key: Array,
@@ -99,7 +121,8 @@ def run_phase(
     context: Callable[[Any, Array | None], LossContext],
     step_key: Array | None = None,
 ) -> tuple[Any, Any, Any, Metrics]:
-    """``phase.epochs`` shuffled passes over ``batch`` (leaves ``[N, ...]``).
+    """``phase.epochs`` shuffled passes over ``batch`` (leaves ``[N, ...]``, or ``[T, B, ...]`` for the
+    ``"sequences"`` layout).
 
     ``merge(params)`` builds the network; ``context(carried, step_key)`` the :class:`LossContext`. Returns new
     params, optimizer state, carried state and the step metrics averaged over all gradient steps, except
@@ -121,8 +144,10 @@ def run_phase(
             step_key = jax.random.split(step_key)[0]
         return (params, opt_state, carried, step_key), metrics
 
+    shuffle = shuffled_minibatches if phase.layout == "steps" else shuffled_sequences
+
     def epoch(carry: tuple, epoch_key: Array) -> tuple[tuple, Metrics]:
-        carry, metrics = jax.lax.scan(minibatch_step, carry, shuffled_minibatches(epoch_key, batch, phase.minibatches))
+        carry, metrics = jax.lax.scan(minibatch_step, carry, shuffle(epoch_key, batch, phase.minibatches))
         if phase.per_epoch is not None:
             params, opt_state, carried, step_key = carry
             epoch_means = {name: jnp.mean(value) for name, value in metrics.items()}

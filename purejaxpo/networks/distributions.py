@@ -102,3 +102,17 @@ def per_component_entropy(dist: distrax.Distribution, kind: str) -> Array:
     if kind == "multi_discrete":
         return dist.distribution.entropy()
     return dist.entropy()[..., None]
+
+
+def masked(dist: distrax.Distribution, action_mask: Array | None) -> distrax.Distribution:
+    """``dist`` with illegal actions removed: logits ``−∞`` where ``action_mask`` is False (True = legal, the
+    Jumanji/Pgx convention; shape ``[..., n]`` for a categorical, ``[..., M, n]`` for one per sub-action). A masked
+    action is never sampled nor the mode, has log-probability ``−∞``, and adds nothing to the entropy or the KL
+    (distrax multiplies by the zero probability without producing NaN). ``None`` returns ``dist`` unchanged."""
+    if action_mask is None:
+        return dist
+    if isinstance(dist, distrax.Independent):
+        return multi_categorical(jnp.where(action_mask, dist.distribution.logits, -jnp.inf))
+    if isinstance(dist, distrax.Categorical):
+        return categorical(jnp.where(action_mask, dist.logits, -jnp.inf))
+    raise TypeError(f"action masks apply to categorical policies, not {type(dist).__name__}")

@@ -43,17 +43,18 @@ Metrics = dict[str, Array]
 
 
 class ObjectiveInputs(NamedTuple):
-    """What an objective's loss sees, all ``[N]`` over the minibatch: ``log_prob = log π_θ(a|s)``,
-    ``log_ratio = log_prob − log π_old(a|s)``, the (normalized) ``advantages``, the distribution ``dist`` of
-    π_θ, the ``batch`` (its ``obs``, ``action``, …) and the ``reference`` network (π_old, or the carried
-    proximal network for ``ewma``; no gradient flows into it)."""
+    """What an objective's loss sees, over the minibatch (``[N]``, or ``[T, B]`` for recurrent policies):
+    ``log_prob = log π_θ(a|s)``, ``log_ratio = log_prob − log π_old(a|s)``, the (normalized) ``advantages``, the
+    distribution ``dist`` of π_θ, the ``batch`` (its ``action``, …) and ``reference_policy()``: the reference
+    network's distribution on the same states (π_old, or the carried proximal network for ``ewma``; computed only
+    when called; no gradient flows into it)."""
 
     log_prob: Array
     log_ratio: Array
     advantages: Array
     dist: Any
     batch: Any
-    reference: Any
+    reference_policy: Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ class PPOObjective:
 
     - ``loss(inputs, hp, carried, config) -> (per-sample loss [N], metrics)`` (minimized; the trainer averages);
     - ``init(params, hp) -> carried`` and ``per_step(carried, params, step_metrics, hp) -> carried`` (after
-      every gradient step), ``per_update(carried, old_model, new_model, batch, hp) -> (carried, metrics)``
-      (once per update); ``metrics(carried)`` reports the carried state each update;
+      every gradient step), ``per_update(carried, old_dist, new_dist, batch, hp) -> (carried, metrics)`` (once
+      per update, with π_old's and π_new's distributions on the whole batch); ``metrics(carried)`` reports the
+      carried state each update;
     - ``reference(carried)`` gives the parameters of the reference network (``None``: π_old);
     - ``dual_clip``: whether ``PPOConfig.dual_clip`` applies.
     """
@@ -114,13 +116,13 @@ def _clip(x: ObjectiveInputs, hp: Any, carried: Any, config: Any) -> tuple[Array
 
 
 def _kl_penalty(x: ObjectiveInputs, hp: Any, carried: KLPenaltyState, config: Any) -> tuple[Array, Metrics]:
-    kl = x.reference.distribution(x.batch.obs).kl_divergence(x.dist)  # analytic KL(π_old ‖ π_θ)
+    kl = x.reference_policy().kl_divergence(x.dist)  # analytic KL(π_old ‖ π_θ)
     return kl_penalty_surrogate(x.log_ratio, x.advantages, kl, carried.beta), {"kl": masked_mean(kl)}
 
 
-def _kl_beta_update(carried: KLPenaltyState, old_model: Any, new_model: Any, batch: Any, hp: Any) -> tuple[Any, Metrics]:
+def _kl_beta_update(carried: KLPenaltyState, old_dist: Any, new_dist: Any, batch: Any, hp: Any) -> tuple[Any, Metrics]:
     """Adaptive β once per update from ``d = mean KL(π_old ‖ π_new)`` over the whole batch (analytic KL)."""
-    kl = masked_mean(old_model.distribution(batch.obs).kl_divergence(new_model.distribution(batch.obs)))
+    kl = masked_mean(old_dist.kl_divergence(new_dist))
     return KLPenaltyState(adaptive_kl_beta(carried.beta, kl, hp.kl_target)), {"kl_after_update": kl}
 
 
@@ -130,7 +132,7 @@ def _r2vpo(x: ObjectiveInputs, hp: Any, carried: DualState, config: Any) -> tupl
 
 
 def _ewma(x: ObjectiveInputs, hp: Any, carried: EWMAState, config: Any) -> tuple[Array, Metrics]:
-    prox_log_prob = jax.lax.stop_gradient(x.reference.distribution(x.batch.obs).log_prob(x.batch.action))
+    prox_log_prob = jax.lax.stop_gradient(x.reference_policy().log_prob(x.batch.action))
     loss = ewma_decoupled_surrogate(x.log_prob, x.batch.log_prob, prox_log_prob, x.advantages, hp.clip_eps, hp.ewma_imp_samp_max)
     return loss, {"prox_clip_fraction": masked_mean(clip_fraction(x.log_prob - prox_log_prob, hp.clip_eps))}
 
