@@ -84,3 +84,15 @@ def test_env_throughput_records_a_missing_suite_as_skipped(tmp_path, monkeypatch
     assert [r["skipped"] for r in rows] == [
         'navix not installed (pip install "purejaxpo[navix]")', 'craftax not installed (pip install "purejaxpo[craftax]")'
     ]
+
+
+def test_polychromic_minigrid_quick(tmp_path):
+    pytest.importorskip("navix")
+    out = tmp_path / "poly.json"
+    proc = run_module("benchmarks.polychromic_minigrid", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())["results"]
+    for agent in ("gae", "polychromic"):
+        summary = result[agent]["summary"]
+        assert summary["pass@1"]["n"] == 2 and 0.0 <= summary["pass@1"]["mean"] <= summary["pass@8"]["mean"] <= 1.0
+    assert set(result["welch_polychromic_vs_gae"]) >= {"pass@1", "pass@8", "final_train_return"}

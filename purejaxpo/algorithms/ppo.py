@@ -65,8 +65,8 @@ class PPOConfig(RolloutBudget):
     ``poly_window`` steps of every vine its set's advantage, and measures each set's diversity with
     ``diversity_fn(final_obs [poly_set_size, *obs_shape]) -> scalar in [0, 1]`` (default: the fraction of
     distinct final observations, :func:`~purejaxpo.primitives.group_advantages.distinct_fraction`).
-    Paper defaults are ``group_size=8, poly_set_size=4, poly_window=5``; ours (4, 2, 5) let the default
-    4 envs form one group of two sets.
+    ``group_size=8, poly_set_size=4, poly_window=5`` come from a third-party reimplementation (the paper's own
+    values could not be confirmed); ours (4, 2, 5) let the default 4 envs form one group of two sets.
 
     ``policy``: ``"mlp"`` (feed-forward) or a recurrent ``"gru"`` / ``"lstm"`` actor-critic whose memory
     (``memory_size`` units) is carried through rollouts, reset at every episode end, and trained on whole env
