@@ -34,7 +34,10 @@ step's TD error exactly ``r + gamma * V(final_obs) - V(s)``.
 ``style="cleanrl"`` runs the same algorithm the way CleanRL's ``ppo.py`` writes it — torch's default
 thread count, ``torch.distributions.Categorical`` for sampling, log-probabilities and entropy, and the
 default (non-fused) Adam — which is the kind of baseline the ≈ 5k env-steps/s reference figure for a
-2-core machine describes. ``style="fast"`` (the default) is the tuned version above.
+2-core machine describes. ``style="fast"`` (the default) is the tuned version above. ``style="compiled"`` is the
+tuned version with ``torch.compile`` on the acting step and on the minibatch update (loss, backward, clipping,
+Adam), as LeanRL does for CleanRL; the first update, which compiles, is timed apart (``compile_s``) and excluded
+from ``run_s``. CUDA graphs need a GPU and are not used here.
 
 Run: ``python benchmarks/torch_ppo.py --seed 0 --total-timesteps 500000 [--style cleanrl]``
 """
@@ -131,9 +134,10 @@ def run_torch_ppo(
     parallelisation grain) and several times faster when the cores are shared
     with other processes, where OpenMP workers stall on oversubscription.
     """
-    if style not in ("fast", "cleanrl"):
-        raise ValueError(f"style must be 'fast' or 'cleanrl', got {style!r}")
+    if style not in ("fast", "cleanrl", "compiled"):
+        raise ValueError(f"style must be 'fast', 'cleanrl' or 'compiled', got {style!r}")
     cleanrl = style == "cleanrl"
+    compiled = style == "compiled"
     with _num_threads(None if cleanrl else torch_threads):
         batch_size = num_envs * num_steps
         if batch_size % num_minibatches:
@@ -157,7 +161,8 @@ def run_torch_ppo(
         params = [*actor.parameters(), *critic.parameters()]
         # fused=True: same Adam update, one kernel for all params (~30% faster per
         # gradient step than the default per-tensor loop on CPU).
-        optimizer = torch.optim.Adam(params, lr=lr, eps=adam_eps, fused=not cleanrl)
+        # compiled: the learning rate is a tensor updated in place, so annealing it does not recompile the step
+        optimizer = torch.optim.Adam(params, lr=torch.tensor(lr) if compiled else lr, eps=adam_eps, fused=not cleanrl)
 
         # Rollout storage. The numpy arrays and the torch tensors share memory.
         obs_np = np.zeros((num_steps, num_envs, obs_dim), dtype=np.float32)
@@ -179,11 +184,42 @@ def run_torch_ppo(
         final_window = max(1, math.ceil(final_frac * num_updates))
         final_episodes: list[float] = []
 
+        def act(x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            logp_all = torch.log_softmax(actor(x), dim=-1)
+            # Gumbel-max sampling: exact, and cheaper than torch.multinomial.
+            action = (logp_all - noise).argmax(-1, keepdim=True)
+            return action.squeeze(1), logp_all.gather(1, action).squeeze(1), critic(x).squeeze(1)
+
+        def minibatch_update(mb_obs, mb_act, mb_logp, mb_val, mb_ret, mb_adv) -> None:
+            logp_all = torch.log_softmax(actor(mb_obs), dim=-1)
+            logp = logp_all.gather(1, mb_act.unsqueeze(1)).squeeze(1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+            value = critic(mb_obs).squeeze(1)
+            v_clipped = mb_val + (value - mb_val).clamp(-clip_eps, clip_eps)
+            v_loss = 0.5 * torch.maximum((value - mb_ret).square(), (v_clipped - mb_ret).square()).mean()
+            adv = (mb_adv - mb_adv.mean()) / (mb_adv.std(correction=0) + 1e-8)
+            ratio = (logp - mb_logp).exp()
+            pg_loss = -torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv).mean()
+            loss = pg_loss + vf_coef * v_loss - ent_coef * entropy
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+
+        if compiled:
+            act, minibatch_update = torch.compile(act), torch.compile(minibatch_update)
+
         next_obs, _ = envs.reset(seed=seed)
 
+        compile_s = 0.0
         t0 = time.perf_counter()
         for update in range(num_updates):
-            if anneal_lr:
+            if compiled and update == 1:  # the first update compiled both functions: time it apart
+                compile_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+            if anneal_lr and compiled:
+                optimizer.param_groups[0]["lr"].fill_(lr * (1.0 - update / num_updates))
+            elif anneal_lr:
                 optimizer.param_groups[0]["lr"] = lr * (1.0 - update / num_updates)
 
             finished: list[float] = []
@@ -196,14 +232,10 @@ def run_torch_ppo(
                         action = dist.sample()
                         logp_buf[t] = dist.log_prob(action)
                         act_buf[t] = action
+                        val_buf[t] = critic(x).squeeze(1)
                     else:
-                        logp_all = torch.log_softmax(actor(x), dim=-1)
-                        # Gumbel-max sampling: exact, and cheaper than torch.multinomial.
-                        noise = torch.empty_like(logp_all).exponential_().log_()
-                        action = (logp_all - noise).argmax(-1, keepdim=True)
-                        logp_buf[t] = logp_all.gather(1, action).squeeze(1)
-                        act_buf[t] = action.squeeze(1)
-                    val_buf[t] = critic(x).squeeze(1)
+                        noise = torch.empty((num_envs, n_actions)).exponential_().log_()
+                        act_buf[t], logp_buf[t], val_buf[t] = act(x, noise)
 
                     next_obs, reward, term, trunc, info = envs.step(act_buf[t].numpy())
                     rew_np[t] = reward
@@ -241,14 +273,12 @@ def run_torch_ppo(
                 for start in range(0, batch_size, minibatch_size):
                     mb = perm[start : start + minibatch_size]
                     mb_obs = b_obs[mb]
-                    if cleanrl:
-                        dist = Categorical(logits=actor(mb_obs))
-                        logp = dist.log_prob(b_act[mb])
-                        entropy = dist.entropy().mean()
-                    else:
-                        logp_all = torch.log_softmax(actor(mb_obs), dim=-1)
-                        logp = logp_all.gather(1, b_act[mb].unsqueeze(1)).squeeze(1)
-                        entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+                    if not cleanrl:
+                        minibatch_update(mb_obs, b_act[mb], b_logp[mb], b_val[mb], b_ret[mb], b_adv[mb])
+                        continue
+                    dist = Categorical(logits=actor(mb_obs))
+                    logp = dist.log_prob(b_act[mb])
+                    entropy = dist.entropy().mean()
                     value = critic(mb_obs).squeeze(1)
 
                     mb_val = b_val[mb]
@@ -282,12 +312,13 @@ def run_torch_ppo(
         run_s = time.perf_counter() - t0
         envs.close()
 
-        env_steps = num_updates * batch_size
+        env_steps = (num_updates - (1 if compiled and num_updates > 1 else 0)) * batch_size
         return {
             "seed": seed,
             "total_timesteps": total_timesteps,
             "env_steps": env_steps,
             "run_s": run_s,
+            "compile_s": compile_s,
             "env_steps_per_s": env_steps / run_s,
             "final_return": float(np.mean(final_episodes))
             if final_episodes
@@ -309,7 +340,7 @@ def main() -> None:
         default=1,
         help="torch intra-op threads (default 1; 0 leaves torch's default)",
     )
-    parser.add_argument("--style", choices=("fast", "cleanrl"), default="fast")
+    parser.add_argument("--style", choices=("fast", "cleanrl", "compiled"), default="fast")
     args = parser.parse_args()
     out = run_torch_ppo(
         seed=args.seed,
