@@ -2,6 +2,7 @@
 
 import warnings
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -16,13 +17,14 @@ def rng() -> np.random.Generator:
 
 def run_three_ways(fn, *args):
     """``fn(*args)`` plainly, under ``jax.jit`` and (on a stacked copy of the inputs) under ``jax.vmap``;
-    asserts all three agree and returns the plain result."""
+    asserts all three agree and returns the plain result.
+
+    Kept instead of ``chex.variants`` because that covers jit/no-jit/device placement but has no ``vmap``
+    variant, and every primitive must also broadcast under ``vmap`` (seeds and grids); the comparisons are chex's."""
     plain = fn(*args)
     jitted = jax.jit(fn)(*args)
     stacked = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 3), args)
     vmapped = jax.vmap(fn)(*stacked)
-    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(jitted)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(vmapped)):
-        np.testing.assert_allclose(np.stack([np.asarray(a)] * 3), b, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(jitted, plain, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(vmapped, jax.tree.map(lambda a: np.stack([np.asarray(a)] * 3), plain), rtol=1e-5, atol=1e-6)
     return plain

@@ -7,6 +7,7 @@ is needed.
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -46,6 +47,9 @@ def gae(
     Returns:
       ``(advantages, targets)``, both ``[T, ...]``, with ``targets = advantages + values``.
     """
+    # shape checks run at trace time only: free under jit
+    chex.assert_equal_shape([rewards, values, final_values, terminated, truncated])
+    chex.assert_shape(last_value, values.shape[1:])
     terminated = jnp.asarray(terminated, values.dtype)
     done = jnp.maximum(terminated, jnp.asarray(truncated, values.dtype))
     next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
@@ -99,6 +103,7 @@ def discounted_returns(
     Returns ``[T, ...]``.
     """
     rewards = jnp.asarray(rewards)
+    chex.assert_equal_shape([rewards, done])
     decay = gamma * (1.0 - jnp.asarray(done, rewards.dtype))
     init = jnp.zeros(rewards.shape[1:], rewards.dtype) if bootstrap is None else bootstrap
 
