@@ -1,7 +1,6 @@
 """Stochastic FrozenLake with post-decision states (PDPPO's secondary benchmark).
 
-Source: the reference code ``code/Lake application/envs/frozen_lake.py`` of github.com/leokan92/pdppo (spec
-``pdppo.md`` §5.2). Grid ``nrow × ncol`` with tiles S (start), F (frozen), H (hole), G (goal). Actions (gym
+Source: the reference code ``code/Lake application/envs/frozen_lake.py`` of github.com/leokan92/pdppo. Grid ``nrow × ncol`` with tiles S (start), F (frozen), H (hole), G (goal). Actions (gym
 order): 0 LEFT, 1 DOWN, 2 RIGHT, 3 UP; moves into the border leave the position unchanged.
 
 One step from a frozen/start cell ``s`` [C]:

@@ -1,8 +1,7 @@
 """Stochastic multi-item, multi-machine discrete lot sizing ("SimplePlant"), the PDPPO benchmark.
 
 Paper: Felizardo et al., "Post-Decision Proximal Policy Optimization with Dual Critic Networks",
-arXiv:2504.05150; dynamics from the reference code ``code/Lot-sizing/envs/simplePlant.py`` (spec
-``pdppo.md`` §5.1, all [C] unless marked [P]).
+arXiv:2504.05150; dynamics from the reference code ``code/Lot-sizing/envs/simplePlant.py`` (all [C] unless marked [P]).
 
 ``I`` items, ``M`` machines. State: integer inventory ``x [I]``, machine setups ``σ [M]`` (0 = idle, ``i`` = item
 ``i``, 1-based), time. Action ``a [M]`` (``MultiDiscrete([I+1]*M)``): ``a_m = 0`` idles machine ``m``,

@@ -1,7 +1,6 @@
 """MultiGoal: a 2-D double integrator with 6 goals on a circle (PolicyFlow's multimodality probe).
 
-Source: PolicyFlow's released ``scripts/multigoal/multigoal.py`` + ``multigoal_env_cfg.yaml`` (spec
-``policyflow.md`` §5.1, [C]). Not the 4-goal velocity-controlled MultiGoal of Haarnoja et al. (2017).
+Source: PolicyFlow's released ``scripts/multigoal/multigoal.py`` + ``multigoal_env_cfg.yaml`` ([C]). Not the 4-goal velocity-controlled MultiGoal of Haarnoja et al. (2017).
 
 - State/observation ``[p_x, p_y, v_x, v_y]`` float32. Action: acceleration ``u ∈ R²``, clipped to
   ``[−5, 5]`` before integration, ``dt = 0.1``. Position moves with the *old* velocity::
