@@ -1,0 +1,46 @@
+"""The persistent compilation cache: a second process finds what the first one compiled."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PROGRAM = """
+import json, sys, time
+from purejaxpo import compile_cache
+compile_cache.enable(sys.argv[1])
+import jax, jax.numpy as jnp
+stats = compile_cache.CacheStats()
+f = jax.jit(lambda x: jnp.tanh(x @ x.T).sum())
+start = time.perf_counter()
+f.lower(jnp.ones((64, 64))).compile()
+print(json.dumps({**stats.snapshot(), "compile_s": time.perf_counter() - start}))
+"""
+
+
+def _run(cache_dir: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", PROGRAM, str(cache_dir)], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_hits_the_cache(tmp_path):
+    first = _run(tmp_path / "xla")
+    assert first["misses"] >= 1 and first["hits"] == 0
+    assert any((tmp_path / "xla").iterdir())
+    second = _run(tmp_path / "xla")
+    assert second["hits"] >= 1 and second["misses"] == 0
+
+
+def test_default_dir_follows_the_environment(monkeypatch, tmp_path):
+    from purejaxpo import compile_cache
+
+    monkeypatch.setenv("PUREJAXPO_CACHE_DIR", str(tmp_path / "mine"))
+    assert compile_cache.default_dir() == tmp_path / "mine"
+    monkeypatch.delenv("PUREJAXPO_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache.default_dir() == tmp_path / "xdg" / "purejaxpo" / "xla"
