@@ -65,6 +65,15 @@ class PPOConfig(RolloutBudget):
     distinct final observations, :func:`~purejaxpo.primitives.group_advantages.distinct_fraction`).
     Paper defaults are ``group_size=8, poly_set_size=4, poly_window=5``; ours (4, 2, 5) let the default
     4 envs form one group of two sets.
+
+    Fields:
+        dual_clip: dual-clip PPO: bound the ratio term at dual_clip_c × A for negative advantages (objective clip)
+        objective: the PPO objective (module docstring)
+        advantage: the advantage estimator (module docstring)
+        group_size: envs per group of advantage loo / polychromic
+        poly_set_size: vines per set of advantage polychromic
+        poly_window: first steps of every vine that get its set's advantage (polychromic)
+        diversity_fn: polychromic: diversity of a set's final observations in [0, 1] (None = distinct fraction)
     """
 
     algorithm_name: ClassVar[str] = "ppo"
@@ -121,6 +130,18 @@ class PPOHParams(CheckedHParams):
     - ``dpo``: ``dpo_alpha``, ``dpo_beta`` (2.0 and 0.6 as in the paper).
     - ``r2vpo``: ``r2vpo_delta`` (bound on Var[r]), ``r2vpo_dual_lr`` (dual step size), ``r2vpo_lambda_init``;
       proposed, unverified defaults.
+
+    Fields:
+        dual_clip_c: dual-clip bound c (> 1)
+        kl_target: kl_penalty: target KL d_targ of the adaptive β
+        kl_beta_init: kl_penalty: initial β
+        ewma_beta: ewma: EWMA decay of the proximal parameters
+        ewma_imp_samp_max: ewma: cap on the importance weight π_θ/π_b
+        dpo_alpha: dpo: drift scale α (positive advantages)
+        dpo_beta: dpo: drift scale β (negative advantages)
+        r2vpo_delta: r2vpo: bound on the variance of the ratio
+        r2vpo_dual_lr: r2vpo: step size of the dual variable λ
+        r2vpo_lambda_init: r2vpo: initial λ
     """
 
     lr: float = 2.5e-4

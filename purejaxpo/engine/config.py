@@ -35,6 +35,23 @@ class RolloutBudget:
 
     ``choices`` maps a field name to its allowed values (a tuple, or a registry whose keys are the names):
     :func:`validate_config` checks them and ``purejaxpo list`` shows them.
+
+    Fields:
+        num_envs: parallel environments per seed
+        num_steps: steps per env in each rollout (an update collects num_envs × num_steps env steps)
+        total_timesteps: env-step budget per seed: total_timesteps // (num_envs × num_steps) updates
+        update_epochs: passes over each rollout per update
+        num_minibatches: minibatches per epoch (must divide num_envs × num_steps)
+        hidden_sizes: widths of the hidden layers (actor and critic)
+        activation: hidden-layer activation
+        torso: observation encoder: mlp, or cnn for [H, W, C] images (MinAtar)
+        anneal_lr: decay the learning rate linearly to 0 over the run
+        normalize_advantages: standardize advantages per minibatch
+        clip_value: PPO-style clipped value loss
+        normalize_obs: running mean/std normalization of observations (per seed)
+        normalize_rewards: scale rewards by a running std of the discounted return
+        action_bounds: continuous actions: clip the Gaussian sample or squash it with tanh (None = clip)
+        init_log_std: continuous actions: initial log std of the Gaussian (None = 0.0)
     """
 
     choices: ClassVar[dict[str, Any]] = {}

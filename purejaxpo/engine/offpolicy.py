@@ -30,7 +30,17 @@ Metrics = dict[str, Array]
 
 class ReplayBudget:
     """Mixin for off-policy configs (``num_envs``, ``steps_per_update``, ``total_timesteps``, ``train_freq``,
-    ``gradient_steps``, ``buffer_size``, ``learning_starts``): the budget covers the warm-up and the updates."""
+    ``gradient_steps``, ``buffer_size``, ``learning_starts``): the budget covers the warm-up and the updates.
+
+    Fields:
+        num_envs: parallel environments per seed
+        steps_per_update: vector steps per update (an update is num_envs × steps_per_update env steps)
+        total_timesteps: env-step budget per seed, warm-up included
+        train_freq: vector steps between gradient phases
+        gradient_steps: gradient steps per phase
+        buffer_size: replay capacity in transitions (at most the run's env steps are stored)
+        learning_starts: env steps of uniform-random actions collected before learning (the warm-up)
+    """
 
     @property
     def warmup_steps(self) -> int:
