@@ -172,7 +172,13 @@ def _plan_resume(args: argparse.Namespace) -> TrainPlan:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    plan = _plan_resume(args) if args.resume else _plan_new(args)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # the budget note, once, as one line
+        warnings.simplefilter("always", UserWarning)
+        plan = _plan_resume(args) if args.resume else _plan_new(args)
+    for note in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        print(f"note: {note}", file=sys.stderr)
     args.run_dir = plan.out  # for the resume hint after an interrupt
 
     from purejaxpo import experiment, rundir

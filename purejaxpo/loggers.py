@@ -78,7 +78,8 @@ class TensorBoardLogger:
         for step, values in scalars(self.run, first_update, metrics):
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, global_step=step)
-        self.writer.add_scalar("time/elapsed_s", elapsed_s, global_step=(first_update + next(iter(metrics.values())).shape[-1]) * self.run["steps_per_update"])
+        last = first_update + next(iter(metrics.values())).shape[-1]
+        self.writer.add_scalar("time/elapsed_s", elapsed_s, global_step=last * self.run["steps_per_update"])
         self.writer.flush()
 
     def close(self) -> None:
@@ -113,7 +114,7 @@ class WandbLogger:
 
     def close(self) -> None:
         if self.handle is not None:
-            self.handle.finish(quiet=True)
+            self.handle.finish()
             self.handle = None
 
 

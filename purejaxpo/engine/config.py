@@ -66,11 +66,26 @@ class RolloutBudget:
         return self.total_timesteps // self.batch_size
 
 
-def check_batch_layout(config: Any, *, stacklevel: int = 4) -> int:
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised by the caller of this function at the first frame
+    outside purejaxpo (and outside the ``<string>`` code dataclasses generate for ``__init__``): the user's
+    line that built the config, so the warning shows once per such line."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(2), 2  # level 1 is the caller of warnings.warn
+    while frame is not None and (frame.f_code.co_filename.startswith(package) or frame.f_code.co_filename == "<string>"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_batch_layout(config: Any, *, stacklevel: int | None = None) -> int:
     """Validate ``num_envs × num_steps`` against minibatches and the step budget; return ``num_updates``.
 
     ``total_timesteps`` is a budget that is never exceeded: the run makes ``total_timesteps // batch_size``
-    updates, and a warning says how many env steps that is when it is fewer.
+    updates, and a warning says how many env steps that is when it is fewer (attributed to the user's line
+    that built the config, :func:`caller_stacklevel`).
     """
     require_positive_ints(config, ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches"))
     batch = config.batch_size
@@ -88,7 +103,7 @@ def check_batch_layout(config: Any, *, stacklevel: int = 4) -> int:
         warnings.warn(
             f"total_timesteps={config.total_timesteps} is not a multiple of the rollout size {batch}: "
             f"training runs {num_updates} updates = {num_updates * batch} env steps",
-            stacklevel=stacklevel,
+            stacklevel=stacklevel or caller_stacklevel(),
         )
     return num_updates
 
@@ -124,7 +139,7 @@ def validate_config(config: Any, *, batch_layout: bool = True) -> None:
     for field, allowed in getattr(type(config), "choices", {}).items():
         require_choice(config, field, allowed)
     if batch_layout:
-        check_batch_layout(config, stacklevel=5)
+        check_batch_layout(config)
 
 
 def check_action_settings(config: Any, spec: Any) -> None:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from purejaxpo.engine.config import require_positive_ints
+from purejaxpo.engine.config import caller_stacklevel, require_positive_ints
 from purejaxpo.engine.trainer import episode_metrics
 from purejaxpo.replay import ReplayState, replay_add, replay_init
 from purejaxpo.rollout import EnvCarry, EpisodeStats, init_env_carry, rollout
@@ -97,7 +97,7 @@ def check_replay_budget(config: Any) -> None:
         warnings.warn(
             f"total_timesteps={config.total_timesteps} is not the warm-up ({config.warmup_env_steps}) plus a multiple "
             f"of the update size {config.batch_size}: training runs {config.num_updates} updates = {used} env steps",
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
 
 
