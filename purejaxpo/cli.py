@@ -177,8 +177,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:  # the budget note, once, as one line
         warnings.simplefilter("always", UserWarning)
         plan = _plan_resume(args) if args.resume else _plan_new(args)
-    for note in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
-        print(f"note: {note}", file=sys.stderr)
     args.run_dir = plan.out  # for the resume hint after an interrupt
 
     from purejaxpo import experiment, rundir
@@ -193,6 +191,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     env, env_params = make_env(plan.env)
     check_action_kind(plan.algorithm, env, env_params)
     trainer = plan.algorithm.make_train(plan.config, env, env_params)
+    for note in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        print(f"note: {note}", file=sys.stderr)  # after every check: an error stays one line
     results = experiment.run(
         trainer, plan.env, num_seeds=plan.num_seeds, hparams=plan.settings, seed=plan.seed,
         seed_indices=plan.seed_indices, checkpoint_every=plan.checkpoint_every, resume=bool(args.resume),

@@ -247,7 +247,8 @@ def test_budget_warning_points_at_the_callers_line():
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ppo.PPOConfig()
+        ppo.PPOConfig()  # the default budget is whole rollouts: no warning
+        ppo.PPOConfig(total_timesteps=500_000)
     notes = [w for w in caught if "not a multiple of the rollout size" in str(w.message)]
     assert len(notes) == 1 and notes[0].filename == __file__
 

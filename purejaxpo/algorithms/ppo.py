@@ -81,7 +81,7 @@ class PPOConfig(RolloutBudget):
 
     num_envs: int = 4
     num_steps: int = 128
-    total_timesteps: int = 500_000
+    total_timesteps: int = 499_712  # PureJaxRL's 5e5 as whole rollouts: 976 × 512, what 5e5 ran anyway
     update_epochs: int = 4
     num_minibatches: int = 4
     hidden_sizes: tuple[int, ...] = (64, 64)
