@@ -10,6 +10,7 @@ what it finished); ``--only ppo,sac`` reruns some rows and keeps the others.
 
     python -m benchmarks.recipes            # every row, ~20-30 minutes on 2 shared CPU cores
     python -m benchmarks.recipes --only mdpo,sac
+    python -m benchmarks.recipes --table-only   # recipes.md from recipes.json (the README pastes it)
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def run_row(name: str, algo: str, env: str, extra: list[str], workdir: Path) -> 
     return row
 
 
+def number(x: float) -> str:
+    """A return for the table: whole numbers from 100 up, 1 decimal from 10, 2 below (no exponents)."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The README table: one line per row."""
     lines = ["| algorithm | home env | command | wall time (load) | eval return, mean ± 95% CI (seeds) | random policy |",
@@ -100,7 +106,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         ev, rnd = r["eval_return"], r["random_return"]
         load = "–".join(f"{x:g}" for x in r["load_average_1min"])
         lines.append(f"| `{r['name']}` | {r['env']} | `{r['command']}` | {r['wall_s']:.0f} s ({load}) | "
-                     f"{ev['mean']:.4g} ± {ev['ci95']:.2g} ({r['num_seeds']}) | {rnd['mean']:.4g} |")
+                     f"{number(ev['mean'])} ± {number(ev['ci95'])} ({r['num_seeds']}) | {number(rnd['mean'])} |")
     return "\n".join(lines)
 
 
@@ -108,8 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=None, help="comma-separated row names to (re)run; the others are kept")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--table-only", action="store_true", help="rewrite the .md table from the JSON, run nothing")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.table_only:
+        out.with_suffix(".md").write_text(markdown(json.loads(out.read_text())["rows"]) + "\n")
+        return
     only = set(args.only.split(",")) if args.only else None
     payload = json.loads(out.read_text()) if out.exists() else {"rows": []}
     kept = {r["name"]: r for r in payload.get("rows", [])}

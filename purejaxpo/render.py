@@ -138,9 +138,13 @@ def brax_frames(env: Any, episode: Episode) -> list[np.ndarray]:
     """brax's MuJoCo renderer (:func:`brax.io.image.render_array`) over the episode's pipeline states."""
     from brax.io import image
 
+    import warnings
+
     pipeline = [episode.state(t).inner.pipeline_state for t in range(episode.length)]
     try:
-        return list(image.render_array(env.brax_env.sys, pipeline, height=240, width=320))
+        with warnings.catch_warnings():  # GLFW warns about the missing display before the error says it all
+            warnings.simplefilter("ignore")
+            return list(image.render_array(env.brax_env.sys, pipeline, height=240, width=320))
     except Exception as err:  # no OpenGL context on a headless machine, most often
         raise RenderError(
             f"brax's image renderer needs an OpenGL context (set MUJOCO_GL=egl or osmesa): {type(err).__name__}: "
