@@ -74,7 +74,9 @@ class BraxGymnaxWrapper:
 
 def make_brax_env(name: str, episode_length: int = 1000, **kwargs: Any) -> tuple[BraxGymnaxWrapper, BraxParams]:
     """``brax.envs.get_environment(name, **kwargs)`` wrapped; returns ``(env, params)``."""
-    from brax import envs as brax_envs  # imported lazily: brax's import is slow
+    from purejaxpo.quiet import quiet_import
+
+    brax_envs = quiet_import("brax.envs")  # imported lazily (slow); its "Failed to import warp" goes to the log
 
     env = BraxGymnaxWrapper(brax_envs.get_environment(name, **kwargs), episode_length)
     return env, env.default_params

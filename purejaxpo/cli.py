@@ -1,4 +1,5 @@
-"""Command line: ``purejaxpo train ALGO --env ENV ...``, ``purejaxpo eval DIR`` and ``purejaxpo list``.
+"""Command line: ``purejaxpo train ALGO --env ENV ...``, ``eval DIR``, ``render DIR``, ``plot DIR...``,
+``export DIR`` and ``list [ALGO]``.
 
 ``train`` writes a run directory (``--out``, default ``runs/<algo>-<env>-<timestamp>``; see
 :mod:`purejaxpo.rundir`): ``config.json``, ``status.json``, ``checkpoints/`` (the final trained state),
@@ -13,7 +14,6 @@ Subcommands are small ``add_<name>(subparsers)`` functions listed in :data:`SUBC
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -92,7 +92,7 @@ def _debug_parent() -> argparse.ArgumentParser:
 
 # Flags that define a run: --resume continues the run exactly as it was started, so these are refused.
 RUN_DEFINING_FLAGS = {
-    "set": "--set", "sweep": "--sweep", "num_seeds": "--num-seeds", "seed": "--seed", "seed_indices": "--seed-indices",
+    "set": "--set", "sweep": "--sweep", "preset": "--preset", "num_seeds": "--num-seeds", "seed": "--seed", "seed_indices": "--seed-indices",
     "total_timesteps": "--total-timesteps", "out": "--out", "overwrite": "--overwrite",
 }
 DEFAULT_NUM_SEEDS = 8
@@ -117,9 +117,15 @@ class TrainPlan:
 
 
 def _plan_new(args: argparse.Namespace) -> TrainPlan:
+    algorithm = get_algorithm(args.algo)
+    if args.preset is not None:  # a preset's values under the user's --set; its home env unless --env
+        from purejaxpo.presets import get_preset, merged_sets
+
+        preset = get_preset(algorithm.name, args.preset)
+        args.set = merged_sets(preset, args.set, args.total_timesteps)
+        args.env = args.env or preset.env
     if args.env is None:
         raise UsageError("train needs --env (see `purejaxpo list`)")
-    algorithm = get_algorithm(args.algo)
     from purejaxpo.experiment import MAX_SEED
 
     if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
@@ -166,22 +172,34 @@ def _plan_resume(args: argparse.Namespace) -> TrainPlan:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    plan = _plan_resume(args) if args.resume else _plan_new(args)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # the budget note, once, as one line
+        warnings.simplefilter("always", UserWarning)
+        plan = _plan_resume(args) if args.resume else _plan_new(args)
     args.run_dir = plan.out  # for the resume hint after an interrupt
 
     from purejaxpo import experiment, rundir
     from purejaxpo.algorithms.registry import check_action_kind
     from purejaxpo.environments import make_env
 
+    loggers = []
+    if args.log:
+        from purejaxpo.loggers import make_loggers
+
+        loggers = make_loggers(args.log, plan.out)
     env, env_params = make_env(plan.env)
     check_action_kind(plan.algorithm, env, env_params)
     trainer = plan.algorithm.make_train(plan.config, env, env_params)
+    for note in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        print(f"note: {note}", file=sys.stderr)  # after every check: an error stays one line
     results = experiment.run(
         trainer, plan.env, num_seeds=plan.num_seeds, hparams=plan.settings, seed=plan.seed,
         seed_indices=plan.seed_indices, checkpoint_every=plan.checkpoint_every, resume=bool(args.resume),
         out=plan.out, overwrite=args.overwrite, progress=not args.no_progress, eval_episodes=plan.eval_episodes,
         eval_deterministic=plan.eval_deterministic, sweep_labels=plan.labels or None,
         seeds_per_batch=args.seeds_per_batch, check_memory=not args.skip_memory_check, terms=rundir.CLI_TERMS,
+        loggers=loggers,
     )
     print(format_summary(results.summary(), plan.out))
     return 0
@@ -218,7 +236,7 @@ def format_summary(summary: dict[str, Any], out: Path) -> str:
                 ev = entry["eval_return"]
                 text += f" | {_fmt(ev['mean'])} [{_fmt(ev['min'])}, {_fmt(ev['max'])}]"
             lines.append(text)
-    lines.append(f"  wrote {out}/ (config.json, status.json, checkpoints/, metrics.csv, curves.png, summary.json)")
+    lines.append(f"  wrote {out}/ (config.json, status.json, checkpoints/, metrics.csv, timestamps.csv, curves.png, summary.json)")
     return "\n".join(lines)
 
 
@@ -226,7 +244,9 @@ def add_train(sub: Any) -> None:
     train = sub.add_parser("train", parents=[_debug_parent()],
                            help="train an algorithm over many seeds (and a hyperparameter sweep)")
     train.add_argument("algo", help="algorithm name (see `purejaxpo list`)")
-    train.add_argument("--env", default=None, help="environment name (see `purejaxpo list`); optional with --resume")
+    train.add_argument("--env", default=None, help="environment name (see `purejaxpo list`); optional with --resume or --preset")
+    train.add_argument("--preset", default=None, metavar="NAME",
+                       help="named settings, e.g. cpu-small (see `purejaxpo list ALGO`); --set overrides its values")
     train.add_argument("--num-seeds", type=parse_count, default=None, help=f"seeds (default {DEFAULT_NUM_SEEDS})")
     train.add_argument("--seed", type=int, default=None, help="base seed (default 0); seed i uses split(key(seed), N)[i]")
     train.add_argument("--seed-indices", type=parse_index_list, default=None, metavar="I,J",
@@ -242,6 +262,9 @@ def add_train(sub: Any) -> None:
     train.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes per seed after training (default 10)")
     train.add_argument("--eval-deterministic", action="store_true", help="evaluate with the deterministic action")
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--log", action="append", default=[], choices=("tensorboard", "wandb"),
+                       help="also log to TensorBoard (DIR/tensorboard) or wandb (DIR/wandb, offline unless WANDB_MODE); "
+                            "repeatable; needs the logging extra")
     train.add_argument(
         "--seeds-per-batch", type=parse_seeds_per_batch, default="auto", metavar="K|auto|none",
         help="vmap K runs at a time and loop over the batches (auto: 64 on CPU past 64 runs; none: one wide vmap)",
@@ -301,35 +324,40 @@ def add_eval(sub: Any) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from purejaxpo.environments import list_envs
-
-    print("algorithms:")
-    for algorithm in ALGORITHMS.values():
-        print(f"  {algorithm.name}: {algorithm.description}")
-        for label, cls in (("config", algorithm.config_cls), ("hparams", algorithm.hparams_cls)):
-            fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
-            print(f"    {label}: {fields}")
-    print("environments:")
-    for source, names in list_envs().items():
-        print(f"  {source}: {', '.join(names) if names else '(none)'}")
-    return 0
-
-
 def add_list(sub: Any) -> None:
-    lister = sub.add_parser("list", parents=[_debug_parent()], help="algorithms with their fields and defaults, and environment names")
-    lister.set_defaults(func=cmd_list)
+    from purejaxpo import listing
+
+    listing.add_parser(sub, _debug_parent())
+
+
+def add_render(sub: Any) -> None:
+    from purejaxpo import render
+
+    render.add_parser(sub, _debug_parent())
+
+
+def add_plot(sub: Any) -> None:
+    from purejaxpo import compare
+
+    compare.add_parser(sub, _debug_parent())
+
+
+def add_export(sub: Any) -> None:
+    from purejaxpo import export
+
+    export.add_parser(sub, _debug_parent())
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # the parser and main
 # ---------------------------------------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_eval, add_list]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_eval, add_render, add_plot, add_export, add_list]
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="purejaxpo", description="Train, evaluate and list vectorized policy-optimization runs.")
+    parser = argparse.ArgumentParser(prog="purejaxpo", description="Train, evaluate, render, compare, export and list "
+                                     "vectorized policy-optimization runs.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(sub)

@@ -18,6 +18,7 @@ With ``out=DIR`` the run owns an output directory (:mod:`purejaxpo.rundir`): ``c
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 from purejaxpo import checkpointing, memory, rundir
 from purejaxpo.algorithms.registry import Algorithm
 from purejaxpo.batching import map_over_runs, resolve_seeds_per_batch
+from purejaxpo.chunks import updates_upto
 from purejaxpo.evaluation import eval_keys, evaluate_runs
 from purejaxpo.interrupts import DeferredInterrupts, RunInterrupted
 from purejaxpo.provenance import provenance
@@ -46,7 +48,8 @@ from purejaxpo.run_args import (  # noqa: F401  (_algorithm_for, _as_grid, _seed
     _varying,
     run_description,
 )
-from purejaxpo.results import Results, config_dict, hparams_dict
+from purejaxpo.loggers import LoggerGroup
+from purejaxpo.results import Results, config_dict, env_steps_per_s, hparams_dict
 from purejaxpo.types import Trainer, stack_hparams
 
 __all__ = ["NonFiniteError", "Results", "RunInterrupted", "config_dict", "hparams_dict", "run", "run_description"]
@@ -85,6 +88,7 @@ def run(
     sweep_labels: Sequence[str] | None = None,
     check_memory: bool = True,
     terms: rundir.Terms = rundir.API_TERMS,
+    loggers: Sequence[Any] = (),
 ) -> Results:
     """Train ``algo`` on ``env`` for ``num_seeds`` seeds (× every setting when ``hparams`` is a list).
 
@@ -110,6 +114,8 @@ def run(
       check_memory: refuse, before compiling, a run whose memory estimate exceeds the machine's
         (:mod:`purejaxpo.memory`).
       terms: how error messages name options (:data:`rundir.CLI_TERMS` from the command line).
+      loggers: sinks (:mod:`purejaxpo.loggers`: TensorBoard, wandb) fed on the host between chunks, never inside
+        the compiled loop; a sink that fails is reported once and dropped, training goes on.
 
     Raises (before compiling) ``ValueError``/``TypeError`` for bad arguments, :class:`rundir.RunDirError`,
     :class:`checkpointing.CheckpointError` and :class:`memory.InsufficientMemoryError`; while running,
@@ -192,7 +198,7 @@ def run(
     job = _Job(
         trainer, algorithm, env_name, settings, labels, hp, num_seeds, indices, seed, devices, mesh, per_batch, chunk,
         metric_names, meta, checkpoint_dir, checkpoint_every, resume, run_dir, progress, eval_episodes,
-        eval_deterministic, eval_max_steps,
+        eval_deterministic, eval_max_steps, list(loggers),
     )
     try:
         results = _train(job)
@@ -204,6 +210,7 @@ def run(
         try:
             results.out, results.provenance = run_dir.path, provenance()
             run_dir.write_metrics(results)
+            run_dir.write_timeline(results)
             run_dir.write_curves(results)
             run_dir.write_summary(results.summary())
         except BaseException as err:
@@ -223,7 +230,8 @@ def _record_stop(run_dir: rundir.RunDir, err: BaseException, num_updates: int, w
         status = dict(status="interrupted", update=err.update, saved=err.saved, signal=signal.Signals(err.signum).name)
     else:
         status = dict(status="failed", reason=reason, update=num_updates if writing else (partial.num_updates if partial else None))
-    writes = [lambda: run_dir.write_metrics(partial)] if partial is not None and partial.num_updates and not writing else []
+    writes = [lambda: run_dir.write_metrics(partial), lambda: run_dir.write_timeline(partial)] if (
+        partial is not None and partial.num_updates and not writing) else []
     writes.append(lambda: run_dir.write_status(num_updates=num_updates, **status))
     for write in writes:
         try:
@@ -259,6 +267,7 @@ class _Job:
     eval_episodes: int
     eval_deterministic: bool
     eval_max_steps: int | None
+    loggers: list[Any]
 
 
 def _train(job: _Job) -> Results:
@@ -291,22 +300,29 @@ def _train(job: _Job) -> Results:
         **({"in_shardings": sharding["in_shardings"], "out_shardings": sharding["out_shardings"][0]} if sharding else {}),
     )
 
-    def updates(state: Any, hp_one: Any, length: int) -> tuple[Any, dict[str, jax.Array]]:
-        return jax.lax.scan(lambda s, _: trainer.update(s, hp_one), state, None, length=length)
-
-    compiled: dict[int, Any] = {}
+    # One compiled program runs any n <= chunk updates (purejaxpo.chunks): a shorter last chunk, a checkpoint
+    # boundary or a resume never compiles again.
+    run_upto = updates_upto(trainer.update, chunk)
+    chunk_sharding = {}
+    if sharding:
+        chunk_sharding = {"in_shardings": (*sharding["in_shardings"], replicated), "out_shardings": sharding["out_shardings"]}
+    compiled: list[Any] = []
     compile_s = 0.0
 
-    def chunk_fn(length: int, state: Any) -> Any:
+    def chunk_fn(state: Any) -> Any:
         nonlocal compile_s
-        if length not in compiled:
+        if not compiled:
             start = time.perf_counter()
-            fn = jax.jit(map_over_runs(lambda s, h: updates(s, h, length), per_batch), donate_argnums=(0,), **sharding)
-            compiled[length] = fn.lower(state, hp).compile()
+            fn = jax.jit(lambda s, h, n: map_over_runs(lambda s1, h1: run_upto(s1, h1, n), per_batch)(s, h),
+                         donate_argnums=(0,), **chunk_sharding)
+            compiled.append(fn.lower(state, hp, np.int32(chunk)).compile())
             compile_s += time.perf_counter() - start
-        return compiled[length]
+        return compiled[0]
 
     metrics = {name: np.full((grid, seeds_run, num_updates), np.nan, np.float32) for name in metric_names}
+    started = time.perf_counter()
+    timeline: list[tuple[int, float]] = []  # (updates done, seconds since started) at every chunk end
+    sinks = LoggerGroup(job.loggers)
     done = 0
     last_saved: int | None = None
     run_s = 0.0
@@ -316,7 +332,7 @@ def _train(job: _Job) -> Results:
             algo=algorithm.name, env_name=env_name, config=trainer.config, hparams=settings, num_seeds=seeds_run,
             metrics=metrics, state=state, compile_s=compile_s, run_s=run_s, eval_returns=eval_returns,
             sweep_labels=labels, seed=seed, seed_indices=indices, start_update=start_update,
-            steps_per_update=trainer.config.batch_size,
+            steps_per_update=trainer.config.batch_size, timeline=list(timeline),
         )
         return full if upto is None or upto == num_updates else full.truncated(upto)
 
@@ -325,6 +341,8 @@ def _train(job: _Job) -> Results:
         state = mngr = None
         try:
             start = time.perf_counter()
+            if progress:  # the first compile takes seconds (minutes for big networks): say so before it starts
+                print(f"compiling {algorithm.name} on {env_name} ({grid * seeds_run} run(s))…", file=sys.stderr, flush=True)
             init_compiled = init_fn.lower(keys, hp).compile()
             compile_s += time.perf_counter() - start
             state = init_compiled(keys, hp)
@@ -363,24 +381,31 @@ def _train(job: _Job) -> Results:
             if progress:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=num_updates, initial=done, unit="upd", desc=f"{algorithm.name} {env_name}", dynamic_ncols=True)
+                # tqdm's own rate would count compile time: the bar shows env_steps_per_s (the summary's definition)
+                bar = tqdm(total=num_updates, initial=done, unit="upd", desc=f"{algorithm.name} {env_name}", dynamic_ncols=True,
+                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} upd [{elapsed}<{remaining}{postfix}]")
             steps_per_update = trainer.config.batch_size * grid * seeds_run
+            timeline.append((done, time.perf_counter() - started))
+            sinks.start(dict(algo=algorithm.name, env=env_name, labels=labels or [""], num_updates=num_updates,
+                             seed_ids=list(indices) if indices is not None else list(range(seeds_run)),
+                             steps_per_update=trainer.config.batch_size, out=str(run_dir.path) if run_dir else None))
             last_status = float("-inf")  # the first chunk always refreshes status.json
             try:
                 while done < num_updates and not interrupts.requested:
                     length = min(chunk, num_updates - done)
                     if checkpoint_every is not None:  # land on every checkpoint boundary, also after a resume
                         length = min(length, checkpoint_every - done % checkpoint_every)
-                    fn = chunk_fn(length, state)
+                    fn = chunk_fn(state)
                     start = time.perf_counter()
-                    new_state, chunk_metrics = fn(state, hp)
-                    chunk_metrics = jax.device_get(chunk_metrics)
+                    new_state, chunk_metrics = fn(state, hp, np.int32(length))
+                    chunk_metrics = {k: v[..., :length] for k, v in jax.device_get(chunk_metrics).items()}
                     elapsed = time.perf_counter() - start
                     run_s += elapsed
                     state = new_state
                     for name, values in chunk_metrics.items():
                         metrics[name][..., done : done + length] = values
                     done += length
+                    timeline.append((done, time.perf_counter() - started))
                     bad = np.asarray(chunk_metrics.get("nonfinite_steps", np.zeros(1))) > 0
                     if bad.any():
                         g, s, u = np.argwhere(bad)[0]
@@ -393,12 +418,13 @@ def _train(job: _Job) -> Results:
                         )
                         err.results = results_so_far(state, upto=done)
                         raise err
+                    sinks.log(done - length, chunk_metrics, timeline[-1][1])
                     if bar is not None:
                         recent = chunk_metrics["episode_return"]
                         bar.update(length)
                         bar.set_postfix(
                             {"return": f"{np.nanmean(recent) if np.isfinite(recent).any() else float('nan'):.1f}",
-                             "steps/s": f"{steps_per_update * length / max(elapsed, 1e-9):,.0f}"},
+                             "env-steps/s": f"{env_steps_per_s(steps_per_update * (done - start_update), run_s):,.0f}"},
                             refresh=False,
                         )
                     saved_now = False
@@ -410,6 +436,7 @@ def _train(job: _Job) -> Results:
             finally:
                 if bar is not None:
                     bar.close()
+                sinks.close()
             saved = save_now()  # the final state (or where an interrupt stopped the run)
             if interrupts.requested and done < num_updates:
                 where = f" in {checkpoint_dir}" if saved else ""

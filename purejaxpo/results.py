@@ -23,6 +23,12 @@ def config_dict(config: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
+def env_steps_per_s(env_steps: float, run_s: float) -> float:
+    """Throughput: env steps (summed over settings and seeds) per second of training, compile time excluded
+    (``run_s`` sums the compiled chunks' execution). The progress bar and ``summary.json`` both use it."""
+    return env_steps / run_s if run_s > 0 and env_steps > 0 else float("nan")
+
+
 def stats(values: np.ndarray) -> dict[str, Any]:
     """Mean/median/min/max over the finite entries, and every value; NaN where nothing is finite (written
     as ``null`` to ``summary.json``, see :mod:`purejaxpo.atomic`)."""
@@ -61,6 +67,8 @@ class Results:
     steps_per_update: int | None = None
     out: Path | None = None
     provenance: dict[str, Any] | None = None
+    # (updates done, seconds since the call started) at the start and after every chunk: timestamps.csv
+    timeline: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def num_updates(self) -> int:
@@ -86,8 +94,7 @@ class Results:
 
     @property
     def env_steps_per_s(self) -> float:
-        run = self.env_steps_run
-        return run / self.run_s if self.run_s > 0 and run > 0 else float("nan")
+        return env_steps_per_s(self.env_steps_run, self.run_s)
 
     def dataframe(self) -> Any:
         """Long format: one row per (hparam, seed, update) with every metric as a column; ``seed`` is the

@@ -7,7 +7,8 @@ Layout of ``DIR``::
     status.json    {"status": "running" | "interrupted" | "failed" | "done", "reason", "update", ...}
     checkpoints/   orbax checkpoints; the newest is the final trained state once the run is done
     metrics.csv    one row per (setting, seed, update)          (also written for interrupted/failed runs)
-    curves.png     learning curves                              (done runs)
+    timestamps.csv wall-clock seconds at every chunk end        (see :mod:`purejaxpo.timeline`)
+    curves.png     return and diagnostics panels                (done runs)
     summary.json   strict JSON summary with provenance          (done runs)
 
 All writes of a run go through :class:`RunDir` (one place to restrict writing to process 0 when runs
@@ -27,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from purejaxpo import atomic
+from purejaxpo import atomic, timeline
 
 CONFIG = "config.json"
 STATUS = "status.json"
 METRICS = "metrics.csv"
 CURVES = "curves.png"
 SUMMARY = "summary.json"
+TIMESTAMPS = timeline.TIMESTAMPS
 CHECKPOINTS = "checkpoints"
 
 
@@ -174,11 +176,18 @@ class RunDir:
     def write_metrics(self, results: Any) -> None:
         atomic.write_with(self.path / METRICS, lambda tmp: results.dataframe().to_csv(tmp, index=False))
 
+    def write_timeline(self, results: Any) -> None:
+        """``timestamps.csv``; a resumed run continues the rows of the run it resumed."""
+        rows = results.timeline
+        if results.start_update > 0:
+            rows = timeline.merge(timeline.read(self.path / TIMESTAMPS), rows, results.start_update)
+        atomic.write_text(self.path / TIMESTAMPS, timeline.to_csv(rows, results.steps_per_update or 0))
+
     def write_curves(self, results: Any) -> None:
-        import matplotlib.pyplot as plt
+        from purejaxpo.plotting import plot_panels
 
         def save(tmp: Path) -> None:
-            plt.close(results.plot(path=tmp))
+            plot_panels(results, tmp)
 
         atomic.write_with(self.path / CURVES, save)
 

@@ -141,7 +141,17 @@ class CheckedHParams:
     """Base of every algorithm's HParams: concrete values are validated on construction (and by
     ``validate()``, which the runner calls) against :data:`COMMON_HPARAM_RULES` plus the class's own
     ``rules`` (set by each algorithm module after the class, built with :func:`at_least`,
-    :func:`above`, :func:`in_interval`)."""
+    :func:`above`, :func:`in_interval`).
+
+    Fields:
+        lr: Adam learning rate
+        gamma: discount factor γ
+        gae_lambda: GAE λ
+        clip_eps: clip range ε of the probability ratio
+        ent_coef: entropy bonus coefficient
+        vf_coef: value-loss coefficient
+        max_grad_norm: global gradient-norm clip
+    """
 
     rules: ClassVar[dict[str, Rule]] = {}
 

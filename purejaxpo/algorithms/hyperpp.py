@@ -66,6 +66,24 @@ class HyperPPConfig(RolloutBudget):
     (baselines), ``embedding_dim=32``, 25M steps. ``curvature``, ``alpha`` and the bin support are
     architecture constants here (static), not traced hyperparameters: they fix the network's norm bound and
     its value readout.
+
+    Fields:
+        encoder: observation encoder: impala (ResNet, the paper's), cnn (MinAtar conv net) or mlp (flat observations)
+        channels: conv channels per stage (impala, cnn)
+        hidden_sizes: MLP widths (encoder mlp / cnn only)
+        activation: hidden activation (encoder mlp / cnn only)
+        embedding_dim: width of the embedding the heads read
+        geometry: space the actor and critic heads act in
+        feature_reg: regularization of the embedding: none, srym (spectral norm, relu/√d) or hyperpp (RMSNorm gate)
+        value_loss: critic loss: mse, or cross-entropy to an HL-Gauss / two-hot target over num_bins bins
+        last_activation: activation of the encoder's last layer
+        curvature: curvature c of the manifold (curvature −c)
+        alpha: fraction of the ball radius the hyperpp gate may reach
+        num_bins: bins of the categorical critic
+        v_min: lower end of the categorical critic's support
+        v_max: upper end of the categorical critic's support
+        sigma_ratio: HL-Gauss σ in bin widths
+        sn_iterations: power iterations of the spectral norm (srym)
     """
 
     algorithm_name: ClassVar[str] = "hyperpp"
@@ -154,7 +172,11 @@ class EuclideanPPOConfig(HyperPPConfig):
 class HyperPPHParams(CheckedHParams):
     """Traced hyperparameters (the paper's: lr 5e-4, clip 0.2, ent 0.01, vf 0.5, grad-norm 0.5, λ 0.95; γ 0.99 for
     MinAtar instead of ProcGen's 0.999). ``kl_limit`` is the KL threshold of the trust-region-violation metric
-    only [P]; it does not change training."""
+    only [P]; it does not change training.
+
+    Fields:
+        kl_limit: KL threshold of the trust-region-violation metric (a metric only: training does not read it)
+    """
 
     lr: float = 5e-4
     gamma: float = 0.99

@@ -47,6 +47,14 @@ class MDPOConfig(RolloutBudget):
     (``1`` = the paper's full-batch steps). ``anneal_horizon`` is ``K`` of ``t_k = t0(1 − k/K)``; ``None`` means
     the run's number of updates (the released code's ``total_timesteps / timesteps_per_batch``). With
     ``anneal_step_size=False`` the step size stays ``t0``. ``action_bounds``/``init_log_std``: continuous only.
+
+    Fields:
+        sgd_steps: policy passes over the rollout per iteration (m)
+        num_minibatches: Adam steps per policy pass (1 = the paper's full batch)
+        vf_epochs: critic epochs per iteration
+        vf_minibatches: critic minibatches per epoch
+        anneal_horizon: K of t_k = t0 (1 − k/K) (None = the run's number of updates)
+        anneal_step_size: anneal the step size t_k (off: constant t0)
     """
 
     algorithm_name: ClassVar[str] = "mdpo"
@@ -94,7 +102,14 @@ class MDPOConfig(RolloutBudget):
 
 @struct.dataclass
 class MDPOHParams(CheckedHParams):
-    """Traced hyperparameters (defaults; ``step_size`` is ``t0``, 1 in the paper)."""
+    """Traced hyperparameters (defaults; ``step_size`` is ``t0``, 1 in the paper).
+
+    Fields:
+        lr: actor learning rate
+        vf_lr: critic learning rate
+        step_size: t0, the initial mirror-descent step size (the KL weighs 1/t_k)
+        vf_clip: clip range of the clipped value loss
+    """
 
     lr: float = 3e-4
     vf_lr: float = 3e-4

@@ -56,6 +56,14 @@ class OffPolicyConfig(offpolicy.ReplayBudget):
     ``sgd_steps`` (``m``) and ``anneal_kl`` are MDPO's; SAC ignores them. ``train_batch_size`` is the replay
     sample per gradient step; the budget properties (warm-up, updates, buffer capacity) are
     :class:`~purejaxpo.engine.offpolicy.ReplayBudget`'s.
+
+    Fields:
+        train_batch_size: replay sample per gradient step
+        sgd_steps: MDPO: gradient steps between syncs of the old policy π_θk (SAC ignores it)
+        anneal_kl: MDPO: anneal t_k over the MD iterations instead of the constant kl_coef (SAC ignores it)
+        hidden_sizes: widths of the actor, Q and V networks
+        activation: hidden activation of every network
+        deterministic_collection: collect with tanh(μ) instead of sampled actions
     """
 
     algorithm_name: ClassVar[str] = "mdpo_off"
@@ -103,7 +111,15 @@ class SACConfig(OffPolicyConfig):
 @struct.dataclass
 class OffPolicyHParams(CheckedHParams):
     """Traced hyperparameters: ``ent_coef`` is ``λ``, ``kl_coef`` is ``c_KL = 1/t_k`` (MDPO only),
-    ``reg_coef`` the actor's ``mean μ² + mean log σ²`` penalty."""
+    ``reg_coef`` the actor's ``mean μ² + mean log σ²`` penalty.
+
+    Fields:
+        lr: Adam learning rate of every network
+        tau: Polyak rate of the target value network
+        ent_coef: entropy temperature λ
+        kl_coef: MDPO: KL weight c_KL = 1/t_k
+        reg_coef: weight of the actor's mean μ² + mean log σ² penalty
+    """
 
     lr: float = 3e-4
     gamma: float = 0.99

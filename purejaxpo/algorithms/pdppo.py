@@ -73,8 +73,13 @@ class PDPPOConfig(RolloutBudget):
     4 envs × 100 steps = 400 env steps (4 episodes) per update, 40 full-batch epochs, 128-128 networks with a
     ReLU actor and tanh critics, Monte-Carlo targets, the max combiner, no normalization.
 
-    ``buffer_rollouts`` is the number of most recent rollouts trained on per update (5 in the reference code,
-    1 = on-policy). ``normalize_obs`` uses running observation statistics for both ``s`` and ``s^x`` (same layout).
+    ``normalize_obs`` uses running observation statistics for both ``s`` and ``s^x`` (same layout). Fields:
+        actor_activation: hidden activation of the actor
+        critic_activation: hidden activation of the critics
+        critic_mode: dual (pre- and post-decision critics) or one_critic (post-decision only)
+        advantage_combiner: how the dual critics' advantages combine
+        target_mode: critic targets: Monte-Carlo returns or GAE
+        buffer_rollouts: most recent rollouts trained on per update (5 in the reference code, 1 = on-policy)
     """
 
     algorithm_name: ClassVar[str] = "pdppo"
@@ -112,9 +117,13 @@ class PDPPOConfig(RolloutBudget):
 
 @struct.dataclass
 class PDPPOHParams(CheckedHParams):
-    """Traced hyperparameters (reference lot-sizing values). ``max_grad_norm = 0`` turns global-norm
-    clipping off (the final reference code has none; the older one used 1.0); clipping, when on, is per
-    optimizer (actor, each critic). ``gae_lambda`` is read by ``target_mode="gae"`` only."""
+    """Traced hyperparameters (reference lot-sizing values; the final reference code does not clip gradients,
+    the older one clipped at 1.0). Fields:
+        lr_actor: actor learning rate
+        lr_critic: learning rate of each critic
+        gae_lambda: GAE λ (target_mode gae only)
+        max_grad_norm: global-norm clip, per optimizer (actor, each critic); 0 = off
+    """
 
     lr_actor: float = 5.5e-4
     lr_critic: float = 1e-3

@@ -50,6 +50,19 @@ class PolicyFlowConfig(RolloutBudget):
     - ``brownian_reduction``: ``"mean"`` over action dims (code) or ``"l2"`` sum (paper).
     - ``degenerate_to_gaussian``: x0 = 0, i.e. a Gaussian policy with mean ``φ_θ(0; s)`` (ablation).
     - ``kl_adaptive_lr``: adapt the learning rate per epoch from the residual KL (off = constant ``hp.lr``).
+
+    Fields:
+        hidden_sizes: widths of the velocity network
+        critic_hidden_sizes: widths of the critic
+        emb_dim: width of the flow-time embedding (a multiple of 8)
+        num_flow_steps: K midpoint steps of the flow
+        output_scale: init scale of the velocity net's last kernel (0 = zero init)
+        init_log_std: initial log std of the Gaussian residual
+        interpolant: the flow-matching interpolant
+        brownian_reduction: Brownian regularizer over action dims: mean or l2 sum
+        degenerate_to_gaussian: x0 = 0, a Gaussian policy with mean φ_θ(0; s) (ablation)
+        kl_adaptive_lr: adapt the learning rate per epoch from the residual KL
+        action_bounds: clip or tanh the flow's action to the action space
     """
 
     algorithm_name: ClassVar[str] = "policyflow"
@@ -92,6 +105,17 @@ class PolicyFlowHParams(CheckedHParams):
 
     ``lr`` is the *initial* learning rate when ``kl_adaptive_lr``; ``desired_kl``, ``lr_factor``, ``min_lr`` and
     ``max_lr`` are the SKRL ``KLAdaptiveLR`` defaults (assumed [P]).
+
+    Fields:
+        lr: learning rate (the initial one with kl_adaptive_lr)
+        value_clip_eps: clip range of the clipped value loss
+        brownian_coef: weight of the Brownian regularizer
+        brownian_beta: β of the Brownian regularizer's target
+        weight_decay: AdamW weight decay
+        desired_kl: KL target of the adaptive learning rate
+        lr_factor: factor the adaptive rule multiplies or divides the learning rate by
+        min_lr: lower bound of the adaptive learning rate
+        max_lr: upper bound of the adaptive learning rate
     """
 
     lr: float = 2e-4

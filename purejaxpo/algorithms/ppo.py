@@ -72,6 +72,17 @@ class PPOConfig(RolloutBudget):
     (``memory_size`` units) is carried through rollouts, reset at every episode end, and trained on whole env
     sequences by truncated BPTT over the rollout window (:mod:`purejaxpo.engine.policies`); ``hidden_sizes`` is
     then its encoder. Envs with action masks (``env.has_action_mask``) are masked automatically.
+
+    Fields:
+        dual_clip: dual-clip PPO: bound the ratio term at dual_clip_c × A for negative advantages (objective clip)
+        objective: the PPO objective (module docstring)
+        advantage: the advantage estimator (module docstring)
+        group_size: envs per group of advantage loo / polychromic
+        poly_set_size: vines per set of advantage polychromic
+        poly_window: first steps of every vine that get its set's advantage (polychromic)
+        diversity_fn: polychromic: diversity of a set's final observations in [0, 1] (None = distinct fraction)
+        policy: mlp (feed-forward) or a recurrent gru / lstm actor-critic
+        memory_size: units of the recurrent cell (policy gru / lstm)
     """
 
     algorithm_name: ClassVar[str] = "ppo"
@@ -79,7 +90,7 @@ class PPOConfig(RolloutBudget):
 
     num_envs: int = 4
     num_steps: int = 128
-    total_timesteps: int = 500_000
+    total_timesteps: int = 499_712  # PureJaxRL's 5e5 as whole rollouts: 976 × 512, what 5e5 ran anyway
     update_epochs: int = 4
     num_minibatches: int = 4
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -137,6 +148,18 @@ class PPOHParams(CheckedHParams):
     - ``dpo``: ``dpo_alpha``, ``dpo_beta`` (2.0 and 0.6 as in the paper).
     - ``r2vpo``: ``r2vpo_delta`` (bound on Var[r]), ``r2vpo_dual_lr`` (dual step size), ``r2vpo_lambda_init``;
       proposed, unverified defaults.
+
+    Fields:
+        dual_clip_c: dual-clip bound c (> 1)
+        kl_target: kl_penalty: target KL d_targ of the adaptive β
+        kl_beta_init: kl_penalty: initial β
+        ewma_beta: ewma: EWMA decay of the proximal parameters
+        ewma_imp_samp_max: ewma: cap on the importance weight π_θ/π_b
+        dpo_alpha: dpo: drift scale α (positive advantages)
+        dpo_beta: dpo: drift scale β (negative advantages)
+        r2vpo_delta: r2vpo: bound on the variance of the ratio
+        r2vpo_dual_lr: r2vpo: step size of the dual variable λ
+        r2vpo_lambda_init: r2vpo: initial λ
     """
 
     lr: float = 2.5e-4

@@ -70,6 +70,13 @@ class SubPOConfig(RolloutBudget):
     step's info, and GAE bootstraps across the rollout's end.
     ``normalize_advantages``: ``None`` = ``True`` for ``actor_critic``, ``False`` for ``greedy_prefix`` (the
     paper's code has neither baseline nor normalization).
+
+    Fields:
+        agent: M (Markovian π(a | s_h, h)), NM (also sees the visited set) or SRL (modular-reward baseline)
+        estimator: actor_critic (GAE of the marginal gains) or greedy_prefix (weights F(τ_{0:h+1}))
+        num_steps: steps per env in each rollout (the paper: the horizon H − 1)
+        normalize_advantages: standardize the weights (None = on for actor_critic, off for greedy_prefix)
+        decay_entropy: entropy coefficient β/(t+1) at update t
     """
 
     algorithm_name: ClassVar[str] = "subpo"
@@ -113,6 +120,10 @@ class SubPOHParams(CheckedHParams):
     0.95 [C] bootstraps from it (measured on 10×10 coverage, 6 seeds: λ = 1 beat 0.95 for M and NM) [ours];
     ``objective_scale`` multiplies the greedy-prefix weights (the code's ``1/MAX_Ret``; immaterial under Adam
     without an entropy bonus); ``max_grad_norm`` is ours (the paper does not clip).
+
+    Fields:
+        gamma: discount (1: the undiscounted objective F(τ))
+        objective_scale: multiplier of the greedy-prefix weights
     """
 
     lr: float = 3e-3

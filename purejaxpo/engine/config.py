@@ -35,6 +35,23 @@ class RolloutBudget:
 
     ``choices`` maps a field name to its allowed values (a tuple, or a registry whose keys are the names):
     :func:`validate_config` checks them and ``purejaxpo list`` shows them.
+
+    Fields:
+        num_envs: parallel environments per seed
+        num_steps: steps per env in each rollout (an update collects num_envs × num_steps env steps)
+        total_timesteps: env-step budget per seed: total_timesteps // (num_envs × num_steps) updates
+        update_epochs: passes over each rollout per update
+        num_minibatches: minibatches per epoch (must divide num_envs × num_steps)
+        hidden_sizes: widths of the hidden layers (actor and critic)
+        activation: hidden-layer activation
+        torso: observation encoder: mlp, or cnn for [H, W, C] images (MinAtar)
+        anneal_lr: decay the learning rate linearly to 0 over the run
+        normalize_advantages: standardize advantages per minibatch
+        clip_value: PPO-style clipped value loss
+        normalize_obs: running mean/std normalization of observations (per seed)
+        normalize_rewards: scale rewards by a running std of the discounted return
+        action_bounds: continuous actions: clip the Gaussian sample or squash it with tanh (None = clip)
+        init_log_std: continuous actions: initial log std of the Gaussian (None = 0.0)
     """
 
     choices: ClassVar[dict[str, Any]] = {}
@@ -49,11 +66,26 @@ class RolloutBudget:
         return self.total_timesteps // self.batch_size
 
 
-def check_batch_layout(config: Any, *, stacklevel: int = 4) -> int:
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised by the caller of this function at the first frame
+    outside purejaxpo (and outside the ``<string>`` code dataclasses generate for ``__init__``): the user's
+    line that built the config, so the warning shows once per such line."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(2), 2  # level 1 is the caller of warnings.warn
+    while frame is not None and (frame.f_code.co_filename.startswith(package) or frame.f_code.co_filename == "<string>"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_batch_layout(config: Any, *, stacklevel: int | None = None) -> int:
     """Validate ``num_envs × num_steps`` against minibatches and the step budget; return ``num_updates``.
 
     ``total_timesteps`` is a budget that is never exceeded: the run makes ``total_timesteps // batch_size``
-    updates, and a warning says how many env steps that is when it is fewer.
+    updates, and a warning says how many env steps that is when it is fewer (attributed to the user's line
+    that built the config, :func:`caller_stacklevel`).
     """
     require_positive_ints(config, ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches"))
     batch = config.batch_size
@@ -71,7 +103,7 @@ def check_batch_layout(config: Any, *, stacklevel: int = 4) -> int:
         warnings.warn(
             f"total_timesteps={config.total_timesteps} is not a multiple of the rollout size {batch}: "
             f"training runs {num_updates} updates = {num_updates * batch} env steps",
-            stacklevel=stacklevel,
+            stacklevel=stacklevel or caller_stacklevel(),
         )
     return num_updates
 
@@ -107,7 +139,7 @@ def validate_config(config: Any, *, batch_layout: bool = True) -> None:
     for field, allowed in getattr(type(config), "choices", {}).items():
         require_choice(config, field, allowed)
     if batch_layout:
-        check_batch_layout(config, stacklevel=5)
+        check_batch_layout(config)
 
 
 def check_action_settings(config: Any, spec: Any) -> None:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from purejaxpo.engine.config import require_positive_ints
+from purejaxpo.engine.config import caller_stacklevel, require_positive_ints
 from purejaxpo.engine.trainer import episode_metrics
 from purejaxpo.replay import ReplayState, replay_add, replay_init
 from purejaxpo.rollout import EnvCarry, EpisodeStats, init_env_carry, rollout
@@ -30,7 +30,17 @@ Metrics = dict[str, Array]
 
 class ReplayBudget:
     """Mixin for off-policy configs (``num_envs``, ``steps_per_update``, ``total_timesteps``, ``train_freq``,
-    ``gradient_steps``, ``buffer_size``, ``learning_starts``): the budget covers the warm-up and the updates."""
+    ``gradient_steps``, ``buffer_size``, ``learning_starts``): the budget covers the warm-up and the updates.
+
+    Fields:
+        num_envs: parallel environments per seed
+        steps_per_update: vector steps per update (an update is num_envs × steps_per_update env steps)
+        total_timesteps: env-step budget per seed, warm-up included
+        train_freq: vector steps between gradient phases
+        gradient_steps: gradient steps per phase
+        buffer_size: replay capacity in transitions (at most the run's env steps are stored)
+        learning_starts: env steps of uniform-random actions collected before learning (the warm-up)
+    """
 
     @property
     def warmup_steps(self) -> int:
@@ -87,7 +97,7 @@ def check_replay_budget(config: Any) -> None:
         warnings.warn(
             f"total_timesteps={config.total_timesteps} is not the warm-up ({config.warmup_env_steps}) plus a multiple "
             f"of the update size {config.batch_size}: training runs {config.num_updates} updates = {used} env steps",
-            stacklevel=5,
+            stacklevel=caller_stacklevel(),
         )
 
 
