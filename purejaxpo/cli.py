@@ -4,7 +4,11 @@
 :mod:`purejaxpo.rundir`): ``config.json``, ``status.json``, ``checkpoints/`` (the final trained state),
 ``metrics.csv``, ``curves.png`` and ``summary.json``. A non-empty ``--out`` is refused unless ``--resume``
 or ``--overwrite``. Every error is one line on stderr (``--debug`` shows the traceback); exit codes: 0 done,
-1 unexpected failure, 2 bad input or a failed run, 130/143 stopped by Ctrl-C/SIGTERM (checkpoint saved).
+1 unexpected failure, 2 bad input or a failed run, 130/143 stopped by Ctrl-C/SIGTERM (checkpoint saved), 75 another
+process of a ``--distributed`` run was lost (resume from the last checkpoint).
+
+Importing this module initialises nothing: ``train --distributed`` starts ``jax.distributed`` before anything
+touches the XLA backend (:mod:`purejaxpo.distributed`), so algorithms and environments load inside the commands.
 
 Subcommands are small ``add_<name>(subparsers)`` functions listed in :data:`SUBCOMMANDS`; each sets
 ``func`` to its ``cmd_<name>(args) -> exit code``. New ones (in their own modules) append to that list.
@@ -18,9 +22,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, get_algorithm
+from purejaxpo import distributed
 from purejaxpo.settings import (  # noqa: F401  (re-exported: the CLI's parsing API)
     UsageError,
     build_settings,
@@ -29,6 +33,10 @@ from purejaxpo.settings import (  # noqa: F401  (re-exported: the CLI's parsing 
     parse_field_value,
     split_assignments,
 )
+from purejaxpo.shards import add_merge, parse_shard
+
+if TYPE_CHECKING:
+    from purejaxpo.algorithms.registry import Algorithm
 
 EXIT_FAILURE = 1  # something unexpected (a bug, the disk, the machine)
 EXIT_USAGE = 2  # bad input, or a run that failed cleanly (non-finite loss, damaged checkpoints)
@@ -93,7 +101,7 @@ def _debug_parent() -> argparse.ArgumentParser:
 # Flags that define a run: --resume continues the run exactly as it was started, so these are refused.
 RUN_DEFINING_FLAGS = {
     "set": "--set", "sweep": "--sweep", "num_seeds": "--num-seeds", "seed": "--seed", "seed_indices": "--seed-indices",
-    "total_timesteps": "--total-timesteps", "out": "--out", "overwrite": "--overwrite",
+    "total_timesteps": "--total-timesteps", "out": "--out", "overwrite": "--overwrite", "shard": "--shard",
 }
 DEFAULT_NUM_SEEDS = 8
 
@@ -117,6 +125,8 @@ class TrainPlan:
 
 
 def _plan_new(args: argparse.Namespace) -> TrainPlan:
+    from purejaxpo.algorithms.registry import get_algorithm
+
     if args.env is None:
         raise UsageError("train needs --env (see `purejaxpo list`)")
     algorithm = get_algorithm(args.algo)
@@ -140,6 +150,7 @@ def _plan_new(args: argparse.Namespace) -> TrainPlan:
 
 def _plan_resume(args: argparse.Namespace) -> TrainPlan:
     from purejaxpo import rundir
+    from purejaxpo.algorithms.registry import get_algorithm
 
     given = [flag for dest, flag in RUN_DEFINING_FLAGS.items() if getattr(args, dest) not in (None, [], False)]
     if given:
@@ -166,6 +177,7 @@ def _plan_resume(args: argparse.Namespace) -> TrainPlan:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    distributed.initialize_from_args(args)  # first: before anything initialises the XLA backend
     plan = _plan_resume(args) if args.resume else _plan_new(args)
     args.run_dir = plan.out  # for the resume hint after an interrupt
 
@@ -178,12 +190,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = plan.algorithm.make_train(plan.config, env, env_params)
     results = experiment.run(
         trainer, plan.env, num_seeds=plan.num_seeds, hparams=plan.settings, seed=plan.seed,
-        seed_indices=plan.seed_indices, checkpoint_every=plan.checkpoint_every, resume=bool(args.resume),
+        seed_indices=plan.seed_indices, shard=args.shard, checkpoint_every=plan.checkpoint_every, resume=bool(args.resume),
         out=plan.out, overwrite=args.overwrite, progress=not args.no_progress, eval_episodes=plan.eval_episodes,
         eval_deterministic=plan.eval_deterministic, sweep_labels=plan.labels or None,
         seeds_per_batch=args.seeds_per_batch, check_memory=not args.skip_memory_check, terms=rundir.CLI_TERMS,
     )
-    print(format_summary(results.summary(), plan.out))
+    if distributed.is_main():
+        print(format_summary(results.summary(), plan.out))
     return 0
 
 
@@ -247,7 +260,18 @@ def add_train(sub: Any) -> None:
         help="vmap K runs at a time and loop over the batches (auto: 64 on CPU past 64 runs; none: one wide vmap)",
     )
     train.add_argument("--skip-memory-check", action="store_true", help="do not refuse runs whose memory estimate exceeds the machine's")
+    train.add_argument("--shard", type=_shard_arg, default=None, metavar="I/N",
+                       help="train only slice I of N of the (setting × seed) runs, with the seeds the whole run gives "
+                            "them (job arrays); combine the slices with `purejaxpo merge`")
+    distributed.add_arguments(train)
     train.set_defaults(func=cmd_train)
+
+
+def _shard_arg(text: str) -> Any:
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -302,6 +326,7 @@ def add_eval(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from purejaxpo.algorithms.registry import ALGORITHMS
     from purejaxpo.environments import list_envs
 
     print("algorithms:")
@@ -326,6 +351,7 @@ def add_list(sub: Any) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_eval, add_list]
+SUBCOMMANDS.append(add_merge)  # purejaxpo.shards: combine `train --shard I/N` slices
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -347,7 +373,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from purejaxpo.experiment import NonFiniteError
     from purejaxpo.memory import InsufficientMemoryError
 
-    return (ValueError, TypeError, CheckpointError, NonFiniteError, InsufficientMemoryError)
+    return (ValueError, TypeError, CheckpointError, NonFiniteError, InsufficientMemoryError, distributed.DistributedError)
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    out = getattr(args, "run_dir", None)
+    if args.command != "train" or not out:
+        return ""
+    return f"; continue with: purejaxpo train {args.algo} --resume {out}" + (
+        " --distributed (on every process)" if getattr(args, "distributed", False) else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -360,12 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(err, RunInterrupted):
             print("purejaxpo: interrupted", file=sys.stderr)
             return 130
-        hint = ""
-        if err.saved and args.command == "train":
-            out = getattr(args, "run_dir", None)
-            hint = f"; continue with: purejaxpo train {args.algo} --resume {out}" if out else ""
+        hint = _resume_hint(args) if err.saved else ""
         print(f"{one_line(err)}{hint}", file=sys.stderr)
         return err.exit_code
+    except distributed.PeerLostError as err:
+        print(f"purejaxpo: error: {one_line(err)}{_resume_hint(args)}", file=sys.stderr)
+        return distributed.EXIT_PEER_LOST
     except Exception as err:
         if args.debug:
             raise
