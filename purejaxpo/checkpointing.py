@@ -77,13 +77,13 @@ def manager(directory: str | Path, max_to_keep: int | None = 3) -> ocp.Checkpoin
 
 
 def _reader(directory: str | Path) -> ocp.CheckpointManager:
-    """A read-only manager; with several processes local to this one (no barriers: any process may read
-    a description on its own)."""
+    """A manager to read with; with several processes local to this one (no barriers: any process may
+    read a description on its own)."""
     if jax.process_count() == 1:
         return manager(directory)
     me = jax.process_index()
     options = ocp.CheckpointManagerOptions(
-        read_only=True, create=False, save_root_metadata=False,
+        create=False, save_root_metadata=False,  # (not read_only=True: orbax logs two warnings per manager)
         multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}),
     )
     return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_handlers={"meta": ocp.JsonCheckpointHandler()})

@@ -212,11 +212,26 @@ def _client() -> Any:
     return jd.global_state.client
 
 
+_peer_lost = False  # set once a peer is known lost: then nobody waits for it at exit
+
+
+def peer_lost(reason: BaseException | str, update: int, last_good: str) -> PeerLostError:
+    """The error to raise when a collective failed because another process is gone: one line naming the
+    update reached and the last good checkpoint (``last_good``)."""
+    global _peer_lost
+    _peer_lost = True
+    text = " ".join(str(reason).split())
+    text = re.sub(r"\[external/[^\]]*\]\s*", "", text.replace("UNKNOWN: ", ""))[:200]
+    err = PeerLostError(f"another process of the run is gone ({text}) at update {update}; {last_good}")
+    err.update = update
+    return err
+
+
 def _exit_in_order() -> None:
     """At exit, process 0 waits (up to the heartbeat timeout) for the others to disconnect: it hosts the
     coordination service, and with recoverability on jax does not wait by itself."""
     client = _client()
-    if client is None or jax.process_index() != 0 or jax.process_count() == 1:
+    if client is None or _peer_lost or jax.process_index() != 0 or jax.process_count() == 1:
         return
     others = list(range(jax.process_count()))
     deadline = time.monotonic() + _heartbeat_timeout_s
@@ -337,8 +352,14 @@ class PeerWatch:
             live = client.get_live_nodes(everyone)
         except Exception:  # the coordinator (process 0) is gone
             return [0]
-        missing = [p for p in everyone if p not in live]
-        return [p for p in missing if client.key_value_try_get(f"{self._key}/{p}") is None] if missing else []
+        return [p for p in everyone if p not in live and not self._announced(client, p)]
+
+    def _announced(self, client: Any, peer: int) -> bool:
+        try:
+            client.key_value_try_get(f"{self._key}/{peer}")  # raises NOT_FOUND until the peer sets it
+            return True
+        except Exception:
+            return False
 
     def _watch(self) -> None:
         client, everyone = _client(), list(range(jax.process_count()))

@@ -222,8 +222,6 @@ def run(
         distributed.agree("creating the run directory", err)
         raise
     distributed.agree("creating the run directory")
-    if checkpoint_dir is not None and jax.process_count() > 1:
-        _check_shared(checkpoint_dir, main)
 
     job = _Job(
         trainer, algorithm, env_name, settings, labels, hp, num_seeds, indices, seed, devices, mesh, per_batch, chunk,
@@ -231,6 +229,8 @@ def run(
         eval_deterministic, eval_max_steps,
     )
     try:
+        if checkpoint_dir is not None and jax.process_count() > 1:
+            _check_shared(checkpoint_dir, main)
         results = _train(job)
     except BaseException as err:
         if run_dir is not None:
@@ -302,7 +302,8 @@ def _record_stop(run_dir: rundir.RunDir, err: BaseException, num_updates: int, w
     if isinstance(err, RunInterrupted):
         status = dict(status="interrupted", update=err.update, saved=err.saved, signal=signal.Signals(err.signum).name)
     else:
-        status = dict(status="failed", reason=reason, update=num_updates if writing else (partial.num_updates if partial else None))
+        reached = partial.num_updates if partial else getattr(err, "update", None)
+        status = dict(status="failed", reason=reason, update=num_updates if writing else reached)
     writes = [lambda: run_dir.write_metrics(partial)] if partial is not None and partial.num_updates and not writing else []
     writes.append(lambda: run_dir.write_status(num_updates=num_updates, **status))
     for write in writes:
@@ -549,9 +550,7 @@ def _train(job: _Job) -> Results:
             ) from None
         except Exception as err:
             if multi and not isinstance(err, (NonFiniteError, checkpointing.CheckpointError)) and distributed.is_peer_failure(err):
-                first_line = " ".join(str(err).split())[:200]
-                raise distributed.PeerLostError(
-                    f"another process of the run is gone ({first_line}) at update {done}; {last_good()}") from None
+                raise distributed.peer_lost(err, done, last_good()) from None
             raise
         finally:
             if mngr is not None:

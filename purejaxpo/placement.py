@@ -15,8 +15,9 @@ With several processes (``jax.distributed``) two things change (DESIGN.md, "Plat
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -56,6 +57,10 @@ def check_devices(devices: list[Any]) -> None:
             f"in a run over {count} processes the devices must include the same number from every process "
             f"(default: jax.devices()); got {per_process} device(s) per process"
         )
+
+
+def _identity(tree: Any) -> Any:
+    return tree
 
 
 def _is_key(x: Any) -> bool:
@@ -116,8 +121,13 @@ class Placement:
         it); in one process the arrays are fetched, keys stay as they are."""
         if not self.multiprocess:
             return jax.tree.map(lambda x: x if _is_key(x) else np.asarray(jax.device_get(x)), tree)
-        replicated = jax.jit(lambda t: t, out_shardings=self.sharding())(tree)
+        replicated = self._replicate(tree)
         return jax.tree.map(lambda x: x.addressable_data(0) if _is_key(x) else np.asarray(x.addressable_data(0)), replicated)
+
+    @functools.cached_property
+    def _replicate(self) -> Callable[[Any], Any]:
+        """One jitted identity per placement (jax reuses its compilations chunk after chunk)."""
+        return jax.jit(_identity, out_shardings=self.sharding())
 
     def gather_local(self, value: np.ndarray) -> np.ndarray:
         """``[P, ...]``: every process's own ``value`` (same shape everywhere), stacked in process order."""
