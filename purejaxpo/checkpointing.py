@@ -10,6 +10,12 @@ Faults: a save that died half-way leaves a ``<step>.orbax-checkpoint-tmp-*`` dir
 finished steps newest first; one that does not restore (truncated array data, a damaged manifest, a
 missing item) is moved aside to ``<dir>-damaged/<step>`` (kept, never deleted) and named with the reason,
 and the next older one is tried.
+
+Several processes (``jax.distributed``): every process saves its shards of the state into the same
+(shared) directory, so :func:`save` and the state restore are collective — every process calls them, in
+the same order (orbax synchronises them with barriers). Reading a checkpoint's description only
+(:func:`read_meta`) is local to the calling process. :func:`restore_latest` takes an ``agree`` function
+so that all processes settle on the same step: a step counts only if it restores on every process.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -68,6 +74,19 @@ def manager(directory: str | Path, max_to_keep: int | None = 3) -> ocp.Checkpoin
         "meta": ocp.JsonCheckpointHandler(),
     }
     return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_handlers=handlers)
+
+
+def _reader(directory: str | Path) -> ocp.CheckpointManager:
+    """A manager to read with; with several processes local to this one (no barriers: any process may
+    read a description on its own)."""
+    if jax.process_count() == 1:
+        return manager(directory)
+    me = jax.process_index()
+    options = ocp.CheckpointManagerOptions(
+        create=False, save_root_metadata=False,  # (not read_only=True: orbax logs two warnings per manager)
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}),
+    )
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_handlers={"meta": ocp.JsonCheckpointHandler()})
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any, metrics: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -133,7 +152,7 @@ def read_meta(directory: str | Path, step: int | None = None) -> tuple[int, dict
     if not steps:
         raise CheckpointError(f"{directory} holds no checkpoint")
     step = steps[-1] if step is None else step
-    mngr = manager(directory)
+    mngr = _reader(directory)
     try:
         meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     except Exception as err:  # orbax raises many types for unreadable data
@@ -216,7 +235,8 @@ def _move_aside(directory: Path, step: int) -> Path:
 
 
 def restore_latest(
-    directory: str | Path, state_like: Any, metrics_like: dict[str, Any], expected_meta: dict[str, Any], *, repair: bool = True
+    directory: str | Path, state_like: Any, metrics_like: dict[str, Any], expected_meta: dict[str, Any], *, repair: bool = True,
+    agree: Callable[[bool], bool] | None = None,
 ) -> Restored:
     """Restore the newest checkpoint of ``directory`` that matches ``expected_meta`` and restores into the
     shapes of ``state_like``/``metrics_like``.
@@ -225,7 +245,13 @@ def restore_latest(
     listed in ``Restored.skipped``; a readable description of a *different* run raises
     :class:`CheckpointError` (that is not damage, and older steps of the same directory are no better).
     ``repair=False`` only reads: damaged steps are skipped but left in place, unfinished saves kept.
+
+    ``agree(ok) -> bool`` (several processes): every process calls it after each attempt with its own
+    verdict and gets whether the step passed on all of them, so they restore the same step; a step that
+    failed only elsewhere is skipped as "damaged on another process". Only the process given
+    ``repair=True`` (process 0) removes or moves anything, and only after every process tried the step.
     """
+    agree = agree or (lambda ok: ok)
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"no checkpoint directory at {directory}")
@@ -233,11 +259,15 @@ def restore_latest(
     move_aside = (lambda step: _move_aside(directory, step)) if repair else (lambda step: None)
     abstract_state = _abstract(state_like)
     abstract_metrics = {k: ocp.utils.to_shape_dtype_struct(np.asarray(v)) for k, v in metrics_like.items()}
+    elsewhere = "damaged on another process"
     for step in reversed(finished_steps(directory)):
+        why = None
         try:
             _, meta = read_meta(directory, step)
         except CheckpointError as err:
-            result.skipped.append((step, str(err).split(" is unreadable ")[-1].strip("()") or str(err)))
+            why = str(err).split(" is unreadable ")[-1].strip("()") or str(err)
+        if not agree(why is None):
+            result.skipped.append((step, why or elsewhere))
             result.moved_to = move_aside(step)
             continue
         check_meta(meta, expected_meta, where=f"checkpoint {step} in {directory}")
@@ -250,11 +280,13 @@ def restore_latest(
                 ),
             )
         except Exception as err:  # truncated data, damaged manifest, a missing item, shape mismatch
-            result.skipped.append((step, _short(err)))
-            result.moved_to = move_aside(step)
-            continue
+            why = _short(err)
         finally:
             mngr.close()
+        if not agree(why is None):
+            result.skipped.append((step, why or elsewhere))
+            result.moved_to = move_aside(step)
+            continue
         result.step = step
         result.state = _data_to_keys(restored.state, state_like)
         result.metrics = {k: np.asarray(v) for k, v in restored.history.items()}

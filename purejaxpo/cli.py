@@ -5,7 +5,11 @@
 :mod:`purejaxpo.rundir`): ``config.json``, ``status.json``, ``checkpoints/`` (the final trained state),
 ``metrics.csv``, ``curves.png`` and ``summary.json``. A non-empty ``--out`` is refused unless ``--resume``
 or ``--overwrite``. Every error is one line on stderr (``--debug`` shows the traceback); exit codes: 0 done,
-1 unexpected failure, 2 bad input or a failed run, 130/143 stopped by Ctrl-C/SIGTERM (checkpoint saved).
+1 unexpected failure, 2 bad input or a failed run, 130/143 stopped by Ctrl-C/SIGTERM (checkpoint saved), 75 another
+process of a ``--distributed`` run was lost (resume from the last checkpoint).
+
+Importing this module initialises nothing: ``train --distributed`` starts ``jax.distributed`` before anything
+touches the XLA backend (:mod:`purejaxpo.distributed`), so algorithms and environments load inside the commands.
 
 Subcommands are small ``add_<name>(subparsers)`` functions listed in :data:`SUBCOMMANDS`; each sets
 ``func`` to its ``cmd_<name>(args) -> exit code``. New ones (in their own modules) append to that list.
@@ -18,9 +22,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from purejaxpo.algorithms.registry import ALGORITHMS, Algorithm, get_algorithm
+from purejaxpo import distributed
 from purejaxpo.settings import (  # noqa: F401  (re-exported: the CLI's parsing API)
     UsageError,
     build_settings,
@@ -29,6 +33,10 @@ from purejaxpo.settings import (  # noqa: F401  (re-exported: the CLI's parsing 
     parse_field_value,
     split_assignments,
 )
+from purejaxpo.shards import add_merge, parse_shard
+
+if TYPE_CHECKING:
+    from purejaxpo.algorithms.registry import Algorithm
 
 EXIT_FAILURE = 1  # something unexpected (a bug, the disk, the machine)
 EXIT_USAGE = 2  # bad input, or a run that failed cleanly (non-finite loss, damaged checkpoints)
@@ -92,8 +100,9 @@ def _debug_parent() -> argparse.ArgumentParser:
 
 # Flags that define a run: --resume continues the run exactly as it was started, so these are refused.
 RUN_DEFINING_FLAGS = {
-    "set": "--set", "sweep": "--sweep", "preset": "--preset", "num_seeds": "--num-seeds", "seed": "--seed", "seed_indices": "--seed-indices",
-    "total_timesteps": "--total-timesteps", "out": "--out", "overwrite": "--overwrite",
+    "set": "--set", "sweep": "--sweep", "preset": "--preset", "num_seeds": "--num-seeds", "seed": "--seed",
+    "seed_indices": "--seed-indices", "total_timesteps": "--total-timesteps", "out": "--out", "overwrite": "--overwrite",
+    "shard": "--shard",
 }
 DEFAULT_NUM_SEEDS = 8
 
@@ -117,6 +126,8 @@ class TrainPlan:
 
 
 def _plan_new(args: argparse.Namespace) -> TrainPlan:
+    from purejaxpo.algorithms.registry import get_algorithm
+
     algorithm = get_algorithm(args.algo)
     if args.preset is not None:  # a preset's values under the user's --set; its home env unless --env
         from purejaxpo.presets import get_preset, merged_sets
@@ -146,6 +157,7 @@ def _plan_new(args: argparse.Namespace) -> TrainPlan:
 
 def _plan_resume(args: argparse.Namespace) -> TrainPlan:
     from purejaxpo import rundir
+    from purejaxpo.algorithms.registry import get_algorithm
 
     given = [flag for dest, flag in RUN_DEFINING_FLAGS.items() if getattr(args, dest) not in (None, [], False)]
     if given:
@@ -172,6 +184,7 @@ def _plan_resume(args: argparse.Namespace) -> TrainPlan:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    distributed.initialize_from_args(args)  # first: before anything initialises the XLA backend
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:  # the budget note, once, as one line
@@ -195,13 +208,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)  # after every check: an error stays one line
     results = experiment.run(
         trainer, plan.env, num_seeds=plan.num_seeds, hparams=plan.settings, seed=plan.seed,
-        seed_indices=plan.seed_indices, checkpoint_every=plan.checkpoint_every, resume=bool(args.resume),
+        seed_indices=plan.seed_indices, shard=args.shard, checkpoint_every=plan.checkpoint_every, resume=bool(args.resume),
         out=plan.out, overwrite=args.overwrite, progress=not args.no_progress, eval_episodes=plan.eval_episodes,
         eval_deterministic=plan.eval_deterministic, sweep_labels=plan.labels or None,
         seeds_per_batch=args.seeds_per_batch, check_memory=not args.skip_memory_check, terms=rundir.CLI_TERMS,
         loggers=loggers,
     )
-    print(format_summary(results.summary(), plan.out))
+    if distributed.is_main():
+        print(format_summary(results.summary(), plan.out))
     return 0
 
 
@@ -270,7 +284,18 @@ def add_train(sub: Any) -> None:
         help="vmap K runs at a time and loop over the batches (auto: 64 on CPU past 64 runs; none: one wide vmap)",
     )
     train.add_argument("--skip-memory-check", action="store_true", help="do not refuse runs whose memory estimate exceeds the machine's")
+    train.add_argument("--shard", type=_shard_arg, default=None, metavar="I/N",
+                       help="train only slice I of N of the (setting × seed) runs, with the seeds the whole run gives "
+                            "them (job arrays); combine the slices with `purejaxpo merge`")
+    distributed.add_arguments(train)
     train.set_defaults(func=cmd_train)
+
+
+def _shard_arg(text: str) -> Any:
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -353,6 +378,7 @@ def add_export(sub: Any) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_eval, add_render, add_plot, add_export, add_list]
+SUBCOMMANDS.append(add_merge)  # purejaxpo.shards: combine `train --shard I/N` slices
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -375,7 +401,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from purejaxpo.experiment import NonFiniteError
     from purejaxpo.memory import InsufficientMemoryError
 
-    return (ValueError, TypeError, CheckpointError, NonFiniteError, InsufficientMemoryError)
+    return (ValueError, TypeError, CheckpointError, NonFiniteError, InsufficientMemoryError, distributed.DistributedError)
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    out = getattr(args, "run_dir", None)
+    if args.command != "train" or not out:
+        return ""
+    return f"; continue with: purejaxpo train {args.algo} --resume {out}" + (
+        " --distributed (on every process)" if getattr(args, "distributed", False) else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -388,12 +422,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(err, RunInterrupted):
             print("purejaxpo: interrupted", file=sys.stderr)
             return 130
-        hint = ""
-        if err.saved and args.command == "train":
-            out = getattr(args, "run_dir", None)
-            hint = f"; continue with: purejaxpo train {args.algo} --resume {out}" if out else ""
+        hint = _resume_hint(args) if err.saved else ""
         print(f"{one_line(err)}{hint}", file=sys.stderr)
         return err.exit_code
+    except distributed.PeerLostError as err:
+        print(f"purejaxpo: error: {one_line(err)}{_resume_hint(args)}", file=sys.stderr)
+        return distributed.EXIT_PEER_LOST
     except Exception as err:
         if args.debug:
             raise

@@ -31,9 +31,17 @@ def evaluate_runs(
 ) -> np.ndarray:
     """``[G, S]`` mean return over ``episodes`` episodes of each run of ``state`` (leaves ``[G, S, ...]``);
     run ``(g, s)`` uses ``keys[s]``. See :func:`purejaxpo.rollout.evaluate`."""
+    return np.asarray(evaluate_runs_on_devices(trainer, state, keys, episodes, deterministic=deterministic, max_steps=max_steps))
+
+
+def evaluate_runs_on_devices(
+    trainer: Any, state: Any, keys: jax.Array, episodes: int, *, deterministic: bool = False, max_steps: int | None = None
+) -> jax.Array:
+    """:func:`evaluate_runs` without fetching the result: ``[G, S]`` placed like ``state`` (a global array
+    when the state spans processes; read it with :meth:`purejaxpo.placement.Placement.gather`)."""
     max_steps = max_steps or default_max_steps(trainer.env_params)
     act = lambda s, o, k, **kw: trainer.act(s, o, k, deterministic=deterministic, **kw)
     fresh = (lambda s: trainer.memory(s, episodes)) if trainer.memory is not None else (lambda s: None)
     one = lambda s, k: evaluate(trainer.env, trainer.env_params, act, s, k, episodes, max_steps, fresh(s)).mean()
     fn = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None)))
-    return np.asarray(fn(state, keys))
+    return fn(state, keys)

@@ -4,11 +4,24 @@
 initializes every (setting, seed) pair in one vmapped call, then advances all of them by ``chunk``
 updates per jitted call in a host loop. Between chunks (never inside the hot path) it updates a progress
 bar, writes orbax checkpoints, checks for non-finite losses and honours Ctrl-C/SIGTERM (save, then stop).
-The seed axis is sharded over the local devices with ``jax.sharding`` (a 1-D mesh named ``seeds``).
+The runs are sharded over the devices with ``jax.sharding`` (a ``settings × seeds`` mesh,
+:mod:`purejaxpo.placement`; seeds are split first).
+
+Several processes (after :func:`purejaxpo.distributed.initialize`, one process per host or GPU): the mesh
+spans every process's devices and each process trains its share of the runs. Metrics, evaluation and the
+final state are gathered, so every process returns the same :class:`Results`; only process 0 prints,
+shows the progress bar and writes the run directory, while every process writes its shards of each
+checkpoint into the same (shared) directory. A run resumes on any topology whose device count divides
+the runs (tests/test_distributed.py resumes a 2-process checkpoint in one process). Ctrl-C/SIGTERM on any
+process stops all of them at the same chunk boundary, after a checkpoint they all save; a lost process
+ends the others with :class:`~purejaxpo.distributed.PeerLostError` (or, when the main thread is stuck in a
+collective, the message and exit code 75) naming the last good checkpoint.
 
 Seeds: seed ``i`` of an ``N``-seed run uses ``jax.random.split(jax.random.key(seed), N)[i]``, which does not
 depend on ``N`` (jax's partitionable threefry, the default), so ``run(..., num_seeds=N, seed_indices=[i])``
-reruns seed ``i`` alone with the same keys (training and evaluation) as in the ``N``-seed run.
+reruns seed ``i`` alone with the same keys (training and evaluation) as in the ``N``-seed run;
+``shard="i/N"`` trains the ``i``-th of ``N`` slices of the (setting × seed) runs that way
+(:mod:`purejaxpo.shards`, which also merges the slices' outputs).
 
 With ``out=DIR`` the run owns an output directory (:mod:`purejaxpo.rundir`): ``config.json``,
 ``status.json``, ``checkpoints/`` (the newest is the final trained state), ``metrics.csv``,
@@ -28,12 +41,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxpo import checkpointing, memory, rundir
+from purejaxpo import checkpointing, distributed, memory, rundir, shards
 from purejaxpo.algorithms.registry import Algorithm
 from purejaxpo.batching import map_over_runs, resolve_seeds_per_batch
 from purejaxpo.chunks import updates_upto
-from purejaxpo.evaluation import eval_keys, evaluate_runs
+from purejaxpo.evaluation import eval_keys, evaluate_runs_on_devices
 from purejaxpo.interrupts import DeferredInterrupts, RunInterrupted
+from purejaxpo.placement import Placement, check_devices, run_mesh
 from purejaxpo.provenance import provenance
 from purejaxpo.run_args import (  # noqa: F401  (_algorithm_for, _as_grid, _seed_mesh: used by tests and tools)
     MAX_SEED,
@@ -44,7 +58,7 @@ from purejaxpo.run_args import (  # noqa: F401  (_algorithm_for, _as_grid, _seed
     _labels,
     _resolve_trainer,
     _seed_list,
-    _seed_mesh,
+    _seed_mesh,  # noqa: F401
     _varying,
     run_description,
 )
@@ -73,6 +87,7 @@ def run(
     env_params: Any = None,
     seed: int = 0,
     seed_indices: Sequence[int] | None = None,
+    shard: str | tuple[int, int] | None = None,
     devices: Sequence[Any] | None = None,
     seeds_per_batch: int | str | None = "auto",
     chunk_updates: int | None = None,
@@ -99,7 +114,10 @@ def run(
       hparams: ``None`` (defaults), one HParams, or a list of HParams run side by side as a grid.
       seed / seed_indices: seed ``i`` uses ``split(key(seed), num_seeds)[i]``; ``seed_indices=[i, ...]`` runs
         only those seeds of the ``num_seeds`` family (same keys as in the full run).
-      devices: devices to shard the seed axis over (default: all local devices).
+      shard: ``"i/N"`` or ``(i, N)``: only the ``i``-th of ``N`` slices of the (setting × seed) runs, with the
+        keys the whole run gives them (job arrays; :mod:`purejaxpo.shards`). Excludes ``seed_indices``.
+      devices: devices to shard the runs over (default: all devices; in a multi-process run those of every
+        process, see the module docstring).
       seeds_per_batch: vmap this many runs (settings × seeds) at a time and loop over the batches (same
         results, a working set that fits CPU caches; see :mod:`purejaxpo.batching`). ``"auto"``: 64 on a
         CPU with more than 64 runs, otherwise one wide vmap; ``None``: always one wide vmap. One device only.
@@ -119,81 +137,97 @@ def run(
 
     Raises (before compiling) ``ValueError``/``TypeError`` for bad arguments, :class:`rundir.RunDirError`,
     :class:`checkpointing.CheckpointError` and :class:`memory.InsufficientMemoryError`; while running,
-    :class:`NonFiniteError` and :class:`RunInterrupted` (a ``KeyboardInterrupt``; ``.update``, ``.saved``).
+    :class:`NonFiniteError`, :class:`RunInterrupted` (a ``KeyboardInterrupt``; ``.update``, ``.saved``) and,
+    over several processes, :class:`~purejaxpo.distributed.PeerLostError`. Over several processes every
+    process raises the same error (a check that fails on one fails on all).
     """
-    _check_arguments(num_seeds, seed, chunk_updates, checkpoint_every, eval_episodes, eval_max_steps, devices)
-    if (checkpoint_every is not None or resume) and checkpoint_dir is None and out is None:
-        raise ValueError("checkpoint_every and resume need a checkpoint_dir (or out)")
-    if resume and overwrite:
-        raise ValueError(f"{terms.resume} and {terms.overwrite} exclude each other")
+    main = jax.process_index() == 0
+    try:  # -- every check, before anything is written or compiled (only process 0 reads the filesystem) --
+        _check_arguments(num_seeds, seed, chunk_updates, checkpoint_every, eval_episodes, eval_max_steps, devices)
+        if (checkpoint_every is not None or resume) and checkpoint_dir is None and out is None:
+            raise ValueError("checkpoint_every and resume need a checkpoint_dir (or out)")
+        if resume and overwrite:
+            raise ValueError(f"{terms.resume} and {terms.overwrite} exclude each other")
+        if shard is not None and seed_indices is not None:
+            raise ValueError("shard and seed_indices exclude each other (a shard chooses its own seeds)")
 
-    trainer, algorithm, env_name = _resolve_trainer(algo, env, config, env_params)
-    settings = _as_grid(hparams, algorithm.hparams_cls)
-    labels = _labels(settings, sweep_labels)
-    indices = _seed_list(num_seeds, seed_indices)
-    seeds_run = len(indices) if indices is not None else num_seeds
-    grid = len(settings)
-    num_updates = trainer.config.num_updates
-    if num_updates > MAX_UPDATES:
-        raise ValueError(f"total_timesteps={trainer.config.total_timesteps:,} means {num_updates:,} updates; the update "
-                         f"counter is int32 (at most {MAX_UPDATES:,}): lower total_timesteps")
-    chunk = min(chunk_updates or checkpoint_every or max(1, num_updates // 50), num_updates)
-    meta = run_description(algorithm.name, env_name, trainer.config, settings, num_seeds, seed, indices)
+        trainer, algorithm, env_name = _resolve_trainer(algo, env, config, env_params)
+        settings = _as_grid(hparams, algorithm.hparams_cls)
+        labels = _labels(settings, sweep_labels)
+        indices = _seed_list(num_seeds, seed_indices)
+        shard_info = None
+        if shard is not None:
+            part, whole_grid = shards.parse_shard(shard), len(settings)
+            setting_ids, indices = shards.job_slice(whole_grid, num_seeds, part)
+            settings = [settings[g] for g in setting_ids]
+            labels = [labels[g] for g in setting_ids] if labels else []
+            shard_info = shards.shard_record(part, setting_ids, whole_grid, indices, labels)
+        seeds_run = len(indices) if indices is not None else num_seeds
+        grid = len(settings)
+        num_updates = trainer.config.num_updates
+        if num_updates > MAX_UPDATES:
+            raise ValueError(f"total_timesteps={trainer.config.total_timesteps:,} means {num_updates:,} updates; the update "
+                             f"counter is int32 (at most {MAX_UPDATES:,}): lower total_timesteps")
+        chunk = min(chunk_updates or checkpoint_every or max(1, num_updates // 50), num_updates)
+        meta = run_description(algorithm.name, env_name, trainer.config, settings, num_seeds, seed, indices)
 
-    # -- the output directory and checkpoints: checked before anything is written or compiled --
-    run_dir = rundir.RunDir(out) if out is not None else None
-    if run_dir is not None:
-        if resume:
-            saved = rundir.check_resumable(out, terms)
-            checkpointing.check_meta(saved, meta, where=f"{Path(out) / rundir.CONFIG}")
-        else:
-            rundir.check_new(out, overwrite=overwrite, terms=terms)
-        checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else run_dir.checkpoints
-    if checkpoint_dir is not None:
-        checkpoint_dir = Path(checkpoint_dir)
-        inside_out = run_dir is not None and checkpoint_dir.absolute().is_relative_to(run_dir.path.absolute())
-        if resume:
-            if not checkpoint_dir.is_dir() and run_dir is None:
-                raise checkpointing.CheckpointError(f"no checkpoint directory at {checkpoint_dir}")
-            found = checkpointing.latest_meta(checkpoint_dir)
-            if found is not None:
-                checkpointing.check_meta(found[1], meta, where=f"checkpoint {found[0]} in {checkpoint_dir}")
-        elif not inside_out and checkpointing.holds_checkpoints(checkpoint_dir):
-            raise checkpointing.CheckpointError(
-                f"{checkpoint_dir} already holds checkpoints; pass {terms.resume.replace(' DIR', '')} to continue them "
-                f"or choose a new directory"
-            )
+        run_dir = rundir.RunDir(out, writer=main) if out is not None else None
+        if run_dir is not None:
+            if main and resume:
+                saved = rundir.check_resumable(out, terms)
+                checkpointing.check_meta(saved, meta, where=f"{Path(out) / rundir.CONFIG}")
+            elif main:
+                rundir.check_new(out, overwrite=overwrite, terms=terms)
+            checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else run_dir.checkpoints
+        if checkpoint_dir is not None:
+            checkpoint_dir = Path(checkpoint_dir)
+            if main:
+                _check_checkpoint_dir(checkpoint_dir, run_dir, meta, resume, terms)
 
-    devices = list(devices) if devices is not None else jax.devices()
-    mesh = _seed_mesh(devices, seeds_run)
-    per_batch = resolve_seeds_per_batch(seeds_per_batch, grid * seeds_run, devices[0].platform)
-    if mesh is not None:
-        if per_batch is not None and seeds_per_batch != "auto":
-            raise ValueError("seeds_per_batch batches the seeds of one device; with several devices the seed axis "
-                             "is already split across them (pass seeds_per_batch=None or one device)")
-        per_batch = None
+        devices = list(devices) if devices is not None else jax.devices()
+        check_devices(devices)
+        mesh = run_mesh(devices, grid, seeds_run)
+        per_batch = resolve_seeds_per_batch(seeds_per_batch, grid * seeds_run, devices[0].platform)
+        if mesh is not None:
+            if per_batch is not None and seeds_per_batch != "auto":
+                raise ValueError("seeds_per_batch batches the seeds of one device; with several devices the seed axis "
+                                 "is already split across them (pass seeds_per_batch=None or one device)")
+            per_batch = None
 
-    hp = stack_hparams(settings)
-    hp_one = jax.tree.map(lambda x: x[0], hp)
-    state_one = jax.eval_shape(trainer.init, jax.random.key(0), hp_one)
-    metric_names = list(jax.eval_shape(trainer.update, state_one, hp_one)[1])
-    if check_memory:
-        est = memory.estimate(state_one, trainer, runs=grid * seeds_run, runs_at_once=per_batch or grid * seeds_run,
-                              num_updates=num_updates, chunk=chunk, num_metrics=len(metric_names))
-        memory.check(est, devices, batched=per_batch is not None)
+        hp = stack_hparams(settings)
+        hp_one = jax.tree.map(lambda x: x[0], hp)
+        state_one = jax.eval_shape(trainer.init, jax.random.key(0), hp_one)
+        metric_names = list(jax.eval_shape(trainer.update, state_one, hp_one)[1])
+        if check_memory:
+            local = [d for d in devices if d.process_index == jax.process_index()]
+            runs_here = -(-grid * seeds_run * len(local) // len(devices))  # this process's share
+            est = memory.estimate(state_one, trainer, runs=runs_here, runs_at_once=per_batch or runs_here,
+                                  num_updates=num_updates, chunk=chunk, num_metrics=len(metric_names))
+            memory.check(est, local, batched=per_batch is not None)
+    except Exception as err:
+        distributed.agree("checking the run", err)  # raises err here, and on the other processes names it
+        raise
+    distributed.agree("checking the run")
 
-    # -- from here on the run writes: config.json and status.json first --
-    if run_dir is not None:
-        moved = run_dir.create(overwrite=overwrite)
-        if moved is not None:
-            print(f"moved the previous run in {run_dir.path} to {moved}")
-        if not resume or not (run_dir.path / rundir.CONFIG).exists():
-            run_dir.write_config({
-                **meta, "sweep_labels": labels, "checkpoint_every": checkpoint_every, "eval_episodes": eval_episodes,
-                "eval_deterministic": eval_deterministic, "eval_max_steps": eval_max_steps,
-                "device_kind": devices[0].device_kind, "num_devices": len(devices), "provenance": provenance(),
-            })
-        run_dir.write_status("running", update=0, num_updates=num_updates)
+    # -- from here on the run writes (process 0): config.json and status.json first --
+    try:
+        if run_dir is not None:
+            moved = run_dir.create(overwrite=overwrite)
+            if moved is not None:
+                print(f"moved the previous run in {run_dir.path} to {moved}")
+            if main and (not resume or not (run_dir.path / rundir.CONFIG).exists()):
+                run_dir.write_config({
+                    **meta, "sweep_labels": labels, "checkpoint_every": checkpoint_every, "eval_episodes": eval_episodes,
+                    "eval_deterministic": eval_deterministic, "eval_max_steps": eval_max_steps,
+                    "device_kind": devices[0].device_kind, "num_devices": len(devices),
+                    "num_processes": jax.process_count(), **({"shard": shard_info} if shard_info else {}),
+                    "provenance": provenance(),
+                })
+            run_dir.write_status("running", update=0, num_updates=num_updates)
+    except Exception as err:
+        distributed.agree("creating the run directory", err)
+        raise
+    distributed.agree("creating the run directory")
 
     job = _Job(
         trainer, algorithm, env_name, settings, labels, hp, num_seeds, indices, seed, devices, mesh, per_batch, chunk,
@@ -201,6 +235,8 @@ def run(
         eval_deterministic, eval_max_steps, list(loggers),
     )
     try:
+        if checkpoint_dir is not None and jax.process_count() > 1:
+            _check_shared(checkpoint_dir, main)
         results = _train(job)
     except BaseException as err:
         if run_dir is not None:
@@ -220,6 +256,50 @@ def run(
     return results
 
 
+def _check_checkpoint_dir(checkpoint_dir: Path, run_dir: rundir.RunDir | None, meta: dict[str, Any], resume: bool,
+                          terms: rundir.Terms) -> None:
+    """A resume must find this run's checkpoints (or none); a new run must not find anyone's."""
+    inside_out = run_dir is not None and checkpoint_dir.absolute().is_relative_to(run_dir.path.absolute())
+    if resume:
+        if not checkpoint_dir.is_dir() and run_dir is None:
+            raise checkpointing.CheckpointError(f"no checkpoint directory at {checkpoint_dir}")
+        found = checkpointing.latest_meta(checkpoint_dir)
+        if found is not None:
+            checkpointing.check_meta(found[1], meta, where=f"checkpoint {found[0]} in {checkpoint_dir}")
+    elif not inside_out and checkpointing.holds_checkpoints(checkpoint_dir):
+        raise checkpointing.CheckpointError(
+            f"{checkpoint_dir} already holds checkpoints; pass {terms.resume.replace(' DIR', '')} to continue them "
+            f"or choose a new directory"
+        )
+
+
+SHARED_PROBE = f".purejaxpo-shared{checkpointing.TMP_MARKER}"  # ignored as an unfinished save if left behind
+
+
+def _check_shared(checkpoint_dir: Path, main: bool) -> None:
+    """Several processes: each must see the file process 0 writes into the checkpoint directory (each
+    process writes its own shards of every checkpoint there)."""
+    probe = checkpoint_dir / SHARED_PROBE
+    failure = None
+    if main:
+        try:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            probe.write_text("written by process 0 to check that every process sees this directory\n")
+        except OSError as err:
+            failure = err
+    distributed.agree("creating the checkpoint directory", failure)
+    if not main and not probe.is_file():
+        failure = distributed.DistributedError(
+            f"process {jax.process_index()} cannot see {probe}, which process 0 just wrote: every process must "
+            f"reach the checkpoint directory {checkpoint_dir} on a shared filesystem (README: 'More than one machine')"
+        )
+    try:
+        distributed.agree("sharing the checkpoint directory", failure)
+    finally:
+        if main:
+            probe.unlink(missing_ok=True)
+
+
 def _record_stop(run_dir: rundir.RunDir, err: BaseException, num_updates: int, writing: bool = False) -> None:
     """``status.json`` (and the metrics reached) of a run that stopped early. Best effort, each write on its
     own: the disk may be what failed."""
@@ -229,7 +309,8 @@ def _record_stop(run_dir: rundir.RunDir, err: BaseException, num_updates: int, w
     if isinstance(err, RunInterrupted):
         status = dict(status="interrupted", update=err.update, saved=err.saved, signal=signal.Signals(err.signum).name)
     else:
-        status = dict(status="failed", reason=reason, update=num_updates if writing else (partial.num_updates if partial else None))
+        reached = partial.num_updates if partial else getattr(err, "update", None)
+        status = dict(status="failed", reason=reason, update=num_updates if writing else reached)
     writes = [lambda: run_dir.write_metrics(partial), lambda: run_dir.write_timeline(partial)] if (
         partial is not None and partial.num_updates and not writing) else []
     writes.append(lambda: run_dir.write_status(num_updates=num_updates, **status))
@@ -273,7 +354,7 @@ class _Job:
 def _train(job: _Job) -> Results:
     """Compile, initialize (or restore), train in chunks, save and evaluate: the part of :func:`run` that
     runs after every check has passed."""
-    trainer, algorithm, env_name, settings, labels, hp = job.trainer, job.algorithm, job.env_name, job.settings, job.labels, job.hp
+    trainer, algorithm, env_name, settings, labels = job.trainer, job.algorithm, job.env_name, job.settings, job.labels
     num_seeds, indices, seed, devices, mesh, per_batch, chunk = (
         job.num_seeds, job.indices, job.seed, job.devices, job.mesh, job.per_batch, job.chunk)
     metric_names, meta, checkpoint_dir, checkpoint_every, resume, run_dir, progress = (
@@ -281,19 +362,17 @@ def _train(job: _Job) -> Results:
     grid = len(settings)
     seeds_run = len(indices) if indices is not None else num_seeds
     num_updates = trainer.config.num_updates
+    placement = Placement(mesh, device=None if mesh is not None or devices == jax.devices()[:1] else devices[0])
+    multi, main = placement.multiprocess, jax.process_index() == 0
     keys = jax.random.split(jax.random.key(seed), num_seeds)
     if indices is not None:
         keys = keys[np.asarray(indices)]
-    keys = jnp.broadcast_to(keys, (grid, seeds_run))
-    # Every state/metric leaf is [G, S, ...]: shard axis 1 (seeds) over the mesh; hparams are replicated.
+    # Every state/metric leaf is [G, S, ...]: sharded over the (settings, seeds) mesh; hparams [G, ...] follow settings.
+    keys = placement.put(jnp.broadcast_to(keys, (grid, seeds_run)), placement.runs)
+    hp = placement.put(job.hp, placement.settings)
     sharding: dict[str, Any] = {}
     if mesh is not None:
-        seeds_sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "seeds"))
-        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        keys = jax.device_put(keys, seeds_sharded)
-        sharding = {"in_shardings": (seeds_sharded, replicated), "out_shardings": (seeds_sharded, seeds_sharded)}
-    elif devices != jax.devices()[:1]:
-        keys = jax.device_put(keys, devices[0])
+        sharding = {"in_shardings": (placement.runs, placement.settings), "out_shardings": (placement.runs, placement.runs)}
 
     init_fn = jax.jit(
         map_over_runs(trainer.init, per_batch),
@@ -305,7 +384,7 @@ def _train(job: _Job) -> Results:
     run_upto = updates_upto(trainer.update, chunk)
     chunk_sharding = {}
     if sharding:
-        chunk_sharding = {"in_shardings": (*sharding["in_shardings"], replicated), "out_shardings": sharding["out_shardings"]}
+        chunk_sharding = {"in_shardings": (*sharding["in_shardings"], placement.sharding()), "out_shardings": sharding["out_shardings"]}
     compiled: list[Any] = []
     compile_s = 0.0
 
@@ -322,23 +401,50 @@ def _train(job: _Job) -> Results:
     metrics = {name: np.full((grid, seeds_run, num_updates), np.nan, np.float32) for name in metric_names}
     started = time.perf_counter()
     timeline: list[tuple[int, float]] = []  # (updates done, seconds since started) at every chunk end
-    sinks = LoggerGroup(job.loggers)
+    sinks = LoggerGroup(job.loggers if main else [])  # process 0 logs for the whole run
     done = 0
     last_saved: int | None = None
     run_s = 0.0
 
     def results_so_far(state: Any, eval_returns: np.ndarray | None = None, upto: int | None = None) -> Results:
+        """Over several processes the state is gathered (a collective: only where every process gets here)."""
         full = Results(
             algo=algorithm.name, env_name=env_name, config=trainer.config, hparams=settings, num_seeds=seeds_run,
-            metrics=metrics, state=state, compile_s=compile_s, run_s=run_s, eval_returns=eval_returns,
-            sweep_labels=labels, seed=seed, seed_indices=indices, start_update=start_update,
-            steps_per_update=trainer.config.batch_size, timeline=list(timeline),
+            metrics=metrics, state=placement.gather(state) if multi and state is not None else state, compile_s=compile_s,
+            run_s=run_s, eval_returns=eval_returns, sweep_labels=labels, seed=seed, seed_indices=indices,
+            start_update=start_update, steps_per_update=trainer.config.batch_size, timeline=list(timeline),
         )
         return full if upto is None or upto == num_updates else full.truncated(upto)
 
-    with DeferredInterrupts("finishing this chunk of updates, then saving a checkpoint") as interrupts:
+    def last_good() -> str:
+        if checkpoint_dir is None:
+            return "nothing was saved (no checkpoint_dir)"
+        if not last_saved:
+            return f"no checkpoint was saved in {checkpoint_dir} yet"
+        return f"the last good checkpoint is update {last_saved} in {checkpoint_dir}"
+
+    def lost(peers: list[int]) -> str:
+        return (f"process {', '.join(map(str, peers))} of {jax.process_count()} stopped answering (it crashed, was killed, "
+                f"or was silent past the heartbeat timeout) at update {done}; {last_good()}")
+
+    def record_lost(message: str) -> None:
+        if run_dir is not None:
+            run_dir.write_status("failed", reason=message, update=done, num_updates=num_updates, checkpoint=last_saved)
+
+    def stop_request(interrupts: DeferredInterrupts) -> tuple[int, int] | None:
+        """``(signal, process)`` of the first process asked to stop, or ``None``; over several processes a
+        collective, so every process stops after the same chunk."""
+        if not multi:
+            return (interrupts.signum, 0) if interrupts.requested else None
+        asked = placement.gather_local(np.int32(interrupts.signum or 0))
+        first = np.flatnonzero(asked)
+        return (int(asked[first[0]]), int(first[0])) if first.size else None
+
+    with DeferredInterrupts("finishing this chunk of updates, then saving a checkpoint") as interrupts, \
+            distributed.PeerWatch(lost, record_lost):
         start_update = 0
         state = mngr = None
+        finished = False
         try:
             start = time.perf_counter()
             if progress:  # the first compile takes seconds (minutes for big networks): say so before it starts
@@ -349,22 +455,25 @@ def _train(job: _Job) -> Results:
 
             if checkpoint_dir is not None:
                 if resume and checkpoint_dir.is_dir():
-                    restored = checkpointing.restore_latest(checkpoint_dir, state, metrics, meta)
-                    for line in restored.notes(checkpoint_dir):
+                    agree = (lambda ok: distributed.all_ok("restoring a checkpoint", ok)) if multi else None
+                    restored = checkpointing.restore_latest(checkpoint_dir, state, metrics, meta, repair=main, agree=agree)
+                    for line in restored.notes(checkpoint_dir) if main else []:
                         print(line)
                     if restored.step is None and restored.skipped:
                         raise checkpointing.CheckpointError(
                             f"no checkpoint in {checkpoint_dir} restores (" + "; ".join(f"{st}: {why}" for st, why in restored.skipped)
-                            + f"); they were moved to {restored.moved_to}. Resume again to start from update 0"
+                            + f"); they were moved to {restored.moved_to or checkpointing.damaged_dir(checkpoint_dir)}. "
+                            f"Resume again to start from update 0"
                         )
                     if restored.step is not None:
                         done, state, metrics = restored.step, restored.state, restored.metrics
                         last_saved = done
-                        if sharding:
+                        if sharding and not multi:  # restored global arrays already have the run's sharding
                             state = jax.device_put(state, sharding["out_shardings"][0])
                 elif resume:
-                    print(f"no checkpoint in {checkpoint_dir}: starting from update 0")
-                else:
+                    if main:
+                        print(f"no checkpoint in {checkpoint_dir}: starting from update 0")
+                elif main:
                     checkpointing.clean_partial(checkpoint_dir)
                 mngr = checkpointing.manager(checkpoint_dir)
             start_update = done
@@ -378,7 +487,7 @@ def _train(job: _Job) -> Results:
                 return True
 
             bar = None
-            if progress:
+            if progress and main:
                 from tqdm.auto import tqdm
 
                 # tqdm's own rate would count compile time: the bar shows env_steps_per_s (the summary's definition)
@@ -390,15 +499,16 @@ def _train(job: _Job) -> Results:
                              seed_ids=list(indices) if indices is not None else list(range(seeds_run)),
                              steps_per_update=trainer.config.batch_size, out=str(run_dir.path) if run_dir else None))
             last_status = float("-inf")  # the first chunk always refreshes status.json
+            stop = None
             try:
-                while done < num_updates and not interrupts.requested:
+                while done < num_updates and (stop := stop_request(interrupts)) is None:
                     length = min(chunk, num_updates - done)
                     if checkpoint_every is not None:  # land on every checkpoint boundary, also after a resume
                         length = min(length, checkpoint_every - done % checkpoint_every)
                     fn = chunk_fn(state)
                     start = time.perf_counter()
                     new_state, chunk_metrics = fn(state, hp, np.int32(length))
-                    chunk_metrics = {k: v[..., :length] for k, v in jax.device_get(chunk_metrics).items()}
+                    chunk_metrics = {k: v[..., :length] for k, v in placement.gather(chunk_metrics).items()}
                     elapsed = time.perf_counter() - start
                     run_s += elapsed
                     state = new_state
@@ -438,29 +548,42 @@ def _train(job: _Job) -> Results:
                     bar.close()
                 sinks.close()
             saved = save_now()  # the final state (or where an interrupt stopped the run)
-            if interrupts.requested and done < num_updates:
+            if stop is not None and done < num_updates:
+                signum, by = stop
+                what = f"interrupted by {signal.Signals(signum).name} on process {by}" if multi else "interrupted"
                 where = f" in {checkpoint_dir}" if saved else ""
                 raise RunInterrupted(
-                    f"interrupted: saved checkpoint at update {done}{where}" if saved
-                    else f"interrupted at update {done}: nothing saved (no checkpoint_dir)" if done
-                    else "interrupted before the first update finished: nothing to save",
-                    update=done, saved=saved, signum=interrupts.signum, results=results_so_far(state, upto=done),
+                    f"{what}: saved checkpoint at update {done}{where}" if saved
+                    else f"{what} at update {done}: nothing saved (no checkpoint_dir)" if done
+                    else f"{what} before the first update finished: nothing to save",
+                    update=done, saved=saved, signum=signum, results=results_so_far(state, upto=done),
                 )
             eval_returns = None
             if job.eval_episodes:  # an interrupt now is noted but the (finished) run still evaluates
-                ekeys = eval_keys(seed, num_seeds, indices)
-                eval_returns = evaluate_runs(trainer, state, ekeys, job.eval_episodes, deterministic=job.eval_deterministic,
-                                             max_steps=job.eval_max_steps)
+                ekeys = placement.put(eval_keys(seed, num_seeds, indices), placement.seeds)
+                eval_returns = placement.gather(evaluate_runs_on_devices(
+                    trainer, state, ekeys, job.eval_episodes, deterministic=job.eval_deterministic, max_steps=job.eval_max_steps))
+            results = results_so_far(state, eval_returns)
+            finished = True
         except KeyboardInterrupt as err:
             if isinstance(err, RunInterrupted):
                 raise
-            # A second Ctrl-C (or one before the handlers were in place): stop now, keep what was saved.
+            # A second Ctrl-C (or one before the handlers were in place): stop now, keep what was saved. Over
+            # several processes the others are not stopping with this one: no collective (no state gathered).
             kept = f"; the last checkpoint is update {last_saved} in {checkpoint_dir}" if last_saved else ""
             raise RunInterrupted(
                 f"interrupted at once at update {done}{kept}", update=last_saved or 0, saved=bool(last_saved),
-                signum=signal.SIGINT, results=results_so_far(state, upto=done) if state is not None else None,
+                signum=signal.SIGINT, results=results_so_far(state, upto=done) if state is not None and not multi else None,
             ) from None
+        except Exception as err:
+            if multi and not isinstance(err, (NonFiniteError, checkpointing.CheckpointError)) and distributed.is_peer_failure(err):
+                raise distributed.peer_lost(err, done, last_good()) from None
+            raise
         finally:
             if mngr is not None:
-                mngr.close()
-    return results_so_far(state, eval_returns)
+                try:
+                    mngr.close()
+                except Exception:
+                    if finished:
+                        raise
+    return results

@@ -58,5 +58,6 @@ class DeferredInterrupts:
 
     def __exit__(self, *exc: Any) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            # None: the previous handler was not installed from Python (e.g. a C++ library's); the default then
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         self._previous.clear()

@@ -11,8 +11,8 @@ Layout of ``DIR``::
     curves.png     return and diagnostics panels                (done runs)
     summary.json   strict JSON summary with provenance          (done runs)
 
-All writes of a run go through :class:`RunDir` (one place to restrict writing to process 0 when runs
-span hosts). ``status.json`` is refreshed as the run advances, so ``"running"`` with an old ``updated``
+All writes of a run go through :class:`RunDir`; in a run over several processes only process 0's
+writes (the others hold ``RunDir(..., writer=False)``). ``status.json`` is refreshed as the run advances, so ``"running"`` with an old ``updated``
 time means the process died without a chance to say so (``kill -9``, power loss).
 """
 
@@ -144,11 +144,15 @@ def aside_name(path: Path) -> Path:
 
 
 class RunDir:
-    """The one writer of a run's output directory (see the module docstring for the layout)."""
+    """The one writer of a run's output directory (see the module docstring for the layout).
 
-    def __init__(self, path: str | Path):
+    ``writer=False`` (every process but 0 of a multi-process run) makes every method a no-op: the other
+    processes write only their checkpoint shards (through orbax, not through this class)."""
+
+    def __init__(self, path: str | Path, *, writer: bool = True):
         self.path = Path(path)
         self.started = _now()
+        self.writer = writer
 
     @property
     def checkpoints(self) -> Path:
@@ -157,6 +161,8 @@ class RunDir:
     def create(self, *, overwrite: bool = False) -> Path | None:
         """Make the directory; with ``overwrite``, first rename a non-empty one aside (never deleted).
         Returns where the old run went, or ``None``."""
+        if not self.writer:
+            return
         moved = None
         if overwrite and self.path.is_dir() and any(self.path.iterdir()):
             moved = aside_name(self.path)
@@ -165,25 +171,35 @@ class RunDir:
         return moved
 
     def write_config(self, description: dict[str, Any]) -> None:
+        if not self.writer:
+            return
         atomic.write_json(self.path / CONFIG, description)
 
     def write_status(self, status: str, **fields: Any) -> None:
         """``status.json``: ``status`` plus ``fields`` (``reason``, ``update``, ...), pid, host and times."""
+        if not self.writer:
+            return
         record = {"status": status, **fields, "pid": os.getpid(), "host": socket.gethostname(),
                   "started": self.started, "updated": _now()}
         atomic.write_json(self.path / STATUS, record)
 
     def write_metrics(self, results: Any) -> None:
+        if not self.writer:
+            return
         atomic.write_with(self.path / METRICS, lambda tmp: results.dataframe().to_csv(tmp, index=False))
 
     def write_timeline(self, results: Any) -> None:
         """``timestamps.csv``; a resumed run continues the rows of the run it resumed."""
+        if not self.writer:
+            return
         rows = results.timeline
         if results.start_update > 0:
             rows = timeline.merge(timeline.read(self.path / TIMESTAMPS), rows, results.start_update)
         atomic.write_text(self.path / TIMESTAMPS, timeline.to_csv(rows, results.steps_per_update or 0))
 
     def write_curves(self, results: Any) -> None:
+        if not self.writer:
+            return
         from purejaxpo.plotting import plot_panels
 
         def save(tmp: Path) -> None:
@@ -192,6 +208,8 @@ class RunDir:
         atomic.write_with(self.path / CURVES, save)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
+        if not self.writer:
+            return
         atomic.write_json(self.path / SUMMARY, summary)
 
 

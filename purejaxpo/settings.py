@@ -8,9 +8,10 @@ import dataclasses
 import itertools
 import sys
 import typing
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from purejaxpo.algorithms.registry import Algorithm
+if TYPE_CHECKING:  # no run-time import: the CLI parses flags before anything initialises the XLA backend
+    from purejaxpo.algorithms.registry import Algorithm
 
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
