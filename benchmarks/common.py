@@ -82,7 +82,52 @@ def time_ppo(
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``results/<name>`` atomically (a temporary file, then ``os.replace``); strict JSON
+    (NaN written as ``null``)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
-    path.write_text(json.dumps(payload, indent=2))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_strict(payload), indent=2, allow_nan=False))
+    os.replace(tmp, path)
     return path
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def mean_ci(values: Any) -> dict[str, Any]:
+    """Mean, sample std (ddof 1) and the 95% confidence interval of the mean (Student t, ``n − 1`` dof) of
+    per-seed ``values`` ``[S]``, with the per-seed values. A NaN seed is kept and makes every statistic NaN
+    (``null`` in JSON): no seed is dropped silently."""
+    from scipy import stats
+
+    x = np.asarray(values, np.float64)
+    n = x.size
+    mean = float(np.mean(x))
+    std = float(np.std(x, ddof=1)) if n > 1 else 0.0
+    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "ci95_half_width": half, "n": int(n),
+            "per_seed": [float(v) for v in x]}
+
+
+def welch(a: Any, b: Any) -> dict[str, float]:
+    """Welch's t-test of ``mean(a) − mean(b)`` (unequal variances): ``t``, two-sided ``p``, the difference and
+    its 95% CI (Welch–Satterthwaite dof)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    va, vb = np.var(a, ddof=1) / a.size, np.var(b, ddof=1) / b.size
+    diff = float(np.mean(a) - np.mean(b))
+    se = float(np.sqrt(va + vb))
+    dof = float((va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))) if se > 0 else float("nan")
+    result = stats.ttest_ind(a, b, equal_var=False)
+    half = float(stats.t.ppf(0.975, dof) * se) if se > 0 else float("nan")
+    return {"t": float(result.statistic), "p": float(result.pvalue), "diff": diff, "diff_ci95": [diff - half, diff + half],
+            "dof": dof}
