@@ -81,11 +81,12 @@ def time_ppo(
     }
 
 
-def write_json(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``results/<name>`` atomically (a temporary file, then ``os.replace``); strict JSON
-    (NaN written as ``null``)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+def write_json(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
+    """Write ``payload`` to ``<directory>/<name>`` (default ``results/``) atomically (a temporary file, then
+    ``os.replace``); strict JSON (NaN written as ``null``)."""
+    directory = RESULTS if directory is None else Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(_strict(payload), indent=2, allow_nan=False))
     os.replace(tmp, path)

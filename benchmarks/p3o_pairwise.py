@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -98,8 +99,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--num-seeds", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="p3o_pairwise")
+    parser.add_argument("--results-dir", default=str(RESULTS), help="where the JSON/PNG go")
     args = parser.parse_args(argv)
-    path = RESULTS / f"{args.out}.json"
+    results_dir = Path(args.results_dir)
+    path = results_dir / f"{args.out}.json"
     header = {"benchmark": "p3o_pairwise", "total_timesteps": args.total_timesteps, "num_seeds": args.num_seeds, "seed": args.seed}
     payload: dict[str, Any] = {**header, "runs": {}, "vs_p3o": {}}
     if path.exists():
@@ -122,8 +125,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     m: {k: welch(runs[m][k]["per_seed"], runs["p3o"][k]["per_seed"]) for k in ("final", "auc")}
                     for m in runs if m != "p3o"
                 }
-            write_json(f"{args.out}.json", payload)
-            plot(RESULTS / f"{args.out}.png", payload)
+            write_json(f"{args.out}.json", payload, results_dir)
+            plot(results_dir / f"{args.out}.png", payload)
     return payload
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import jax
@@ -140,9 +141,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--log-every", type=int, default=4000, help="env steps per logged point (paper: 4000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="pdppo_lot_sizing", help="file stem under benchmarks/results/")
+    parser.add_argument("--results-dir", default=str(RESULTS), help="where the JSON/PNG go")
     args = parser.parse_args(argv)
+    results_dir = Path(args.results_dir)
 
-    path = RESULTS / f"{args.out}.json"
+    path = results_dir / f"{args.out}.json"
     header = {"benchmark": "pdppo_lot_sizing", "total_timesteps": args.total_timesteps, "total_timesteps_paper": 1_000_000,
               "budget_fraction_of_paper": args.total_timesteps / 1_000_000, "num_seeds": args.num_seeds, "seed": args.seed,
               "log_every_env_steps": args.log_every}
@@ -179,8 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     cell["pdppo_minus_ppo"] = compare(cell["methods"]["pdppo"]["metrics"], cell["methods"]["ppo"]["metrics"])
                     print("  PDPPO − PPO:", {k: (round(v["welch"]["diff"], 1), round(v["welch"]["p"], 4))
                                               for k, v in cell["pdppo_minus_ppo"].items()}, flush=True)
-                write_json(f"{args.out}.json", payload)
-                plot(RESULTS / f"{args.out}.png", payload)
+                write_json(f"{args.out}.json", payload, results_dir)
+                plot(results_dir / f"{args.out}.png", payload)
     return payload
 
 
