@@ -81,8 +81,23 @@ def time_ppo(
     }
 
 
-def write_json(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
-    path.write_text(json.dumps(payload, indent=2))
+def write_json(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
+    """Write ``payload`` to ``<directory>/<name>`` (default ``results/``) atomically (a temporary file, then
+    ``os.replace``); strict JSON (NaN written as ``null``)."""
+    directory = RESULTS if directory is None else Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_strict(payload), indent=2, allow_nan=False))
+    os.replace(tmp, path)
     return path
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value

@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from purejaxpo import experiment, make_env  # noqa: E402
 from purejaxpo.algorithms import ppo  # noqa: E402
+from benchmarks.stats import mean_ci  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 ADVANTAGE_VARIANTS = ("clip/egae", "clip/loo", "clip/polychromic")
@@ -82,26 +83,6 @@ def parse_variant(name: str) -> tuple[str, str]:
     return objective, advantage or "gae"
 
 
-def student_t975(dof: int) -> float:
-    try:
-        from scipy import stats
-
-        return float(stats.t.ppf(0.975, dof))
-    except ImportError:  # pragma: no cover
-        return 1.96
-
-
-def mean_ci95(values: np.ndarray) -> tuple[float, float, int]:
-    """Mean, half-width of the 95% Student-t interval of the mean, and the number of finite seeds."""
-    finite = values[np.isfinite(values)]
-    n = finite.size
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    if n == 1:
-        return float(finite[0]), float("nan"), 1
-    return float(finite.mean()), student_t975(n - 1) * float(finite.std(ddof=1)) / math.sqrt(n), n
-
-
 def run_one(
     env_name: str, variant: str, budget: int, num_seeds: int, seed: int, quick: bool, overrides: dict[str, Any]
 ) -> tuple[dict[str, Any], Any]:
@@ -119,7 +100,9 @@ def run_one(
         progress=False,
     )
     final = results.final_returns(fraction=0.1)[0]
-    mean, ci, finite = mean_ci95(final)
+    summary = mean_ci(final)
+    nan_if_none = lambda x: float("nan") if x is None else x
+    mean, ci, finite = nan_if_none(summary["mean"]), nan_if_none(summary["ci95_half_width"]), summary["n"]
     row = {
         "env": env_name,
         "variant": variant,

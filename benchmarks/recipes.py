@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.common import RESULTS, machine
+from benchmarks.stats import mean_ci
 
 OUT = RESULTS / "recipes.json"
 # (row name, algorithm, env, extra arguments): the command is `purejaxpo train ALGO [--env ENV] EXTRA --out DIR`
@@ -45,20 +44,6 @@ RECIPES: list[tuple[str, str, str, list[str]]] = [
     ("sac", "sac", "Pendulum-v1", ["--preset", "cpu-small", "--num-seeds", "4"]),
     ("subpo", "subpo", "Coverage-v0", ["--preset", "cpu-small", "--num-seeds", "4"]),
 ]
-# two-sided 95% Student t quantiles by degrees of freedom (n - 1)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       15: 2.131, 20: 2.086, 30: 2.042}
-
-
-def ci95(values: list[float]) -> float:
-    """Half-width of the 95% Student-t interval of the mean of ``values``."""
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    t = T95.get(n - 1) or T95[max(k for k in T95 if k <= n - 1)]
-    return float(t * np.std(values, ddof=1) / np.sqrt(n))
-
-
 def command(algo: str, extra: list[str]) -> list[str]:
     """The command as the README shows it (``--out`` added by the caller)."""
     return ["purejaxpo", "train", algo, *extra]
@@ -78,14 +63,13 @@ def run_row(name: str, algo: str, env: str, extra: list[str], workdir: Path) -> 
         row["error"] = proc.stderr.strip().splitlines()[-1:] if proc.stderr.strip() else ["(no stderr)"]
         return row
     summary = json.loads((out / "summary.json").read_text())
-    evals = [v for v in summary["eval_return"]["per_seed"] if v is not None]
-    finals = [v for v in summary["final_return"]["per_seed"] if v is not None]
+    # every seed counts: one without a value (None) stays in per_seed and in "missing"
+    evals = [float("nan") if v is None else v for v in summary["eval_return"]["per_seed"]]
+    finals = [float("nan") if v is None else v for v in summary["final_return"]["per_seed"]]
     row.update({
         "num_seeds": summary["num_seeds"], "total_timesteps": summary["total_timesteps"],
         "compile_s": summary["compile_s"], "run_s": summary["run_s"], "env_steps_per_s": summary["env_steps_per_s"],
-        "eval_return": {"mean": float(np.mean(evals)), "ci95": ci95(evals), "per_seed": evals},
-        "final_return": {"mean": float(np.mean(finals)) if finals else None, "ci95": ci95(finals) if finals else None,
-                         "per_seed": finals},
+        "eval_return": mean_ci(evals), "final_return": mean_ci(finals),
     })
     return row
 
@@ -106,7 +90,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         ev, rnd = r["eval_return"], r["random_return"]
         load = "–".join(f"{x:g}" for x in r["load_average_1min"])
         lines.append(f"| `{r['name']}` | {r['env']} | `{r['command']}` | {r['wall_s']:.0f} s ({load}) | "
-                     f"{number(ev['mean'])} ± {number(ev['ci95'])} ({r['num_seeds']}) | {number(rnd['mean'])} |")
+                     f"{number(ev['mean'])} ± {number(ev['ci95_half_width'])} ({r['num_seeds']}) | {number(rnd['mean'])} |")
     return "\n".join(lines)
 
 

@@ -96,3 +96,48 @@ def test_polychromic_minigrid_quick(tmp_path):
         summary = result[agent]["summary"]
         assert summary["pass@1"]["n"] == 2 and 0.0 <= summary["pass@1"]["mean"] <= summary["pass@8"]["mean"] <= 1.0
     assert set(result["welch_polychromic_vs_gae"]) >= {"pass@1", "pass@8", "final_train_return"}
+
+
+def test_mean_ci_and_welch_against_scipy():
+    """95% CI of the mean with Student t (n − 1 dof), Welch's test as scipy's, a NaN seed kept and counted as
+    missing (never dropped silently)."""
+    import numpy as np
+    from scipy import stats
+
+    from benchmarks.stats import mean_ci, welch
+
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    summary = mean_ci(a)
+    half = stats.t.ppf(0.975, 3) * np.std(a, ddof=1) / 2.0
+    assert summary["mean"] == 2.5 and summary["n"] == 4 and summary["per_seed"] == a
+    np.testing.assert_allclose(summary["ci95"], [2.5 - half, 2.5 + half])
+    test = welch(a, b)
+    reference = stats.ttest_ind(a, b, equal_var=False)
+    np.testing.assert_allclose([test["t"], test["p"]], [reference.statistic, reference.pvalue])
+    assert test["diff"] == -3.5 and test["diff_ci95"][0] < -3.5 < test["diff_ci95"][1]
+    with_nan = mean_ci([1.0, float("nan"), 3.0])
+    assert with_nan["n"] == 2 and with_nan["missing"] == 1 and with_nan["mean"] == 2.0 and with_nan["per_seed"] == [1.0, None, 3.0]
+    assert welch([1.0, float("nan"), 3.0], b)["n_a"] == 2
+    nothing = mean_ci([float("nan")] * 3)
+    assert nothing["n"] == 0 and nothing["missing"] == 3 and nothing["mean"] is None and nothing["ci95"] is None
+
+
+def test_reproduction_scripts_run_at_a_tiny_size(tmp_path):
+    """PDPPO (reference option set) on lot sizing, P3O vs GAE-PPO, MDPO vs PPO: each writes its comparison."""
+    proc = run_module("benchmarks.pdppo_lot_sizing", "--options", "reference", "--settings", "15items_5machines_t100_i100",
+                      "--total-timesteps", "800", "--num-seeds", "2", "--log-every", "400", "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cell = json.loads((tmp_path / "pdppo_lot_sizing.json").read_text())["runs"]["15items_5machines_t100_i100"]["reference"]
+    assert set(cell["methods"]) == {"pdppo", "ppo"} and len(cell["methods"]["pdppo"]["metrics"]["final"]["per_seed"]) == 2
+    assert {"final", "auc", "max"} == set(cell["pdppo_minus_ppo"])
+    proc = run_module("benchmarks.p3o_pairwise", "--envs", "CartPole-v1", "--methods", "ppo_gae", "p3o", "--total-timesteps",
+                      "2048", "--num-seeds", "2", "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    p3o = json.loads((tmp_path / "p3o_pairwise.json").read_text())
+    assert set(p3o["runs"]["CartPole-v1"]) == {"ppo_gae", "p3o"} and "ppo_gae" in p3o["vs_p3o"]["CartPole-v1"]
+    proc = run_module("benchmarks.mdpo_continuous", "--on-tasks", "Pendulum-v1", "--on-steps", "4096", "--on-methods", "mdpo",
+                      "ppo", "--seeds", "2", "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mdpo = json.loads((tmp_path / "mdpo_continuous.json").read_text())
+    run = mdpo["runs"]["on"]["Pendulum-v1"]["mdpo"]
+    assert len(run["eval"]["per_seed"]) == 2 and "mdpo - ppo" in mdpo["compare"]["on/Pendulum-v1"]

@@ -83,6 +83,37 @@ def test_setting_ships_as_package_data():
         load_setting("3items_1machine")
 
 
+def _readme_hashes() -> dict[str, str]:
+    """``file -> git blob sha1`` from the provenance table of ``envs/data/lot_sizing/README.md``."""
+    text = importlib.resources.files("purejaxpo.envs").joinpath("data").joinpath("lot_sizing").joinpath("README.md")
+    rows = [line.split("|") for line in text.read_text().splitlines() if line.startswith("| setting_")]
+    return {cells[1].strip(): cells[4].strip() for cells in rows}
+
+
+@pytest.mark.parametrize("name, shape", [("15items_5machines_t100_i100", (5, 15)), ("20items_10machines_t100_i100", (10, 20)),
+                                         ("25items_10machines_t100_i100", (10, 25)), ("25items_15machines_t100_i100", (15, 25))])
+def test_shipped_instances_match_their_recorded_hashes_and_shapes(name, shape):
+    """Each shipped file's git blob sha1 equals the one in the README's provenance table (so an edit of a
+    transcribed instance is caught), its arrays have the declared shapes and the env builds from it."""
+    import hashlib
+
+    resource = importlib.resources.files("purejaxpo.envs").joinpath("data").joinpath("lot_sizing").joinpath(f"setting_{name}.json")
+    data = resource.read_bytes()
+    blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    assert _readme_hashes()[f"setting_{name}.json"] == blob
+    setting = load_setting(name)
+    machines, items = shape
+    assert (setting["n_machines"], setting["n_items"], setting["time_horizon"]) == (machines, items, 100)
+    for field in ("machine_production", "setup_costs", "setup_loss"):
+        assert np.asarray(setting[field]).shape == shape, field
+    for field in ("max_inventory_level", "initial_inventory", "holding_costs", "lost_sales_costs"):
+        assert np.asarray(setting[field]).shape == (items,), field
+    assert np.all(np.asarray(setting["machine_production"]).sum(axis=0) > 0)  # every item makeable
+    env, params = make_lot_sizing(name)
+    assert env.observation_space(params).shape == (items,) and env.action_space(params).shape == (machines,)
+    assert name in available_settings()
+
+
 def test_default_env_matches_the_json():
     env, params = make_env("LotSizing-v0")
     setting = load_setting(SETTING)

@@ -15,6 +15,16 @@ of the ``m`` passes into minibatch steps (PureJaxRL-style vectorized rollouts) [
 
 ``sgd_steps = 1`` with ``num_minibatches = 1`` is one vanilla policy-gradient step (at ``θ = θ_k`` the KL term
 has zero gradient and ``ρ = 1``); a test checks it.
+
+The released code (``mdpo_on/mdpo.py`` @c9bd3ba, the repository's HEAD) [C], reproduced by :func:`reference_settings`:
+1 env × 2048 steps, ``m = 10`` full-batch Adam steps (lr 3e-4, eps 1e-5, clip 0.5), then 5 value epochs × 16
+minibatches (clipped value loss, lr 3e-4), GAE(0.99, 0.95) standardized per batch, no entropy bonus, observation
+and reward normalization, 64-64 tanh. Its ``learn(total_timesteps=10e6)`` is hard-coded, so the step-size
+horizon is ``K = int(10e6 / 2048) = 4882`` whatever the run length (``anneal_horizon=REFERENCE_ANNEAL_HORIZON``;
+at 1M steps the KL weight only reaches ``1/t ≈ 1.11``); its ``t_k = 1 − (k' − 1)/K`` starts at ``1 + 1/K`` (off by
+``1/K`` from ours, not reproduced). The log-probabilities are *not* halved: ``0.5·log p`` appears only in the
+first commit's Tsallis ``q``-log helper, which the default ``q = 1`` never used, and was removed afterwards, so a
+``log_prob_scale = 0.5`` option would reproduce no released configuration and there is none.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from purejaxpo.spaces import policy_spec
 from purejaxpo.types import CheckedHParams, Trainer, above, at_least
 
 Array = jax.Array
+REFERENCE_ANNEAL_HORIZON = 4882  # int(10e6 / 2048): the released code's hard-coded 10M-step horizon
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,4 +221,13 @@ def make_train(config: MDPOConfig, env: Any, env_params: Any) -> Trainer:
     return engine.build(parts, config, env, env_params, to_env)
 
 
-__all__ = ["MDPOBatch", "MDPOConfig", "MDPOHParams", "make_train", "mdpo_policy_loss", "mdpo_value_loss", "step_size"]
+def reference_settings(**config_overrides: Any) -> tuple[MDPOConfig, MDPOHParams]:
+    """``(config, hparams)`` of the released on-policy code (module docstring): our defaults plus the fixed
+    horizon ``anneal_horizon = REFERENCE_ANNEAL_HORIZON``; ``config_overrides`` replace config fields."""
+    config = MDPOConfig(num_envs=1, num_steps=2048, sgd_steps=10, num_minibatches=1, vf_epochs=5, vf_minibatches=16,
+                        anneal_horizon=REFERENCE_ANNEAL_HORIZON)
+    return dataclasses.replace(config, **config_overrides), MDPOHParams()
+
+
+__all__ = ["MDPOBatch", "MDPOConfig", "MDPOHParams", "REFERENCE_ANNEAL_HORIZON", "make_train", "mdpo_policy_loss",
+           "mdpo_value_loss", "reference_settings", "step_size"]

@@ -18,6 +18,13 @@ Per gradient step, on a uniform replay sample ``(s, a, r, s', d)`` and ``ã = ta
 is the constant ``kl_coef`` as in the released code [C]; ``anneal_kl=True`` uses ``t_k = (1/kl_coef)(1 − k/K)``
 over the run's MD iterations instead [P].
 
+Reference (``mdpo_off/mdpo.py`` @c9bd3ba) [C]: after warm-up the released code acts with ``tanh(μ)``
+(``deterministic_collection=True``), takes exactly one gradient step per env step (``gradient_steps=1``) and
+re-syncs ``π_θk`` every ``sgd_steps`` env steps (ours counts gradient steps: the same clock shifted by the
+warm-up). Its log-densities are full-scale (no ``0.5·log p``), each dimension clamped below at ``log 1e-6`` inside
+its Tsallis helper (a clamp that rarely binds and is not reproduced here); it treats time-limit ends as terminal
+(ours bootstraps them).
+
 Data collection: ``num_envs`` auto-resetting envs. ``init`` fills the buffer with ``warmup_steps`` vector steps
 (``⌈learning_starts / num_envs⌉``) of uniform-random actions: warm-up costs a rollout, never a gradient step.
 Every update then acts with *sampled* actions (SAC's choice; ``deterministic_collection=True`` gives the

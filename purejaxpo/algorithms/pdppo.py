@@ -12,13 +12,7 @@ critics, each on its own part of the reward (reference code ``PDPPO.py`` @bf3f36
     L_V   = mean_t (V_φ(s_t) − R_t)²,   L_Vx = mean_t (V_ψ(s^x_t) − R^x_t)²
 
 with ``ρ_{t,m}`` the ratio of sub-action ``m`` (one categorical per machine for MultiDiscrete actions; the
-scalar advantage is broadcast over ``m``), and one Adam optimizer per network (actor, V_φ, V_ψ)::
-
-    env, env_params = purejaxpo.make_env("LotSizing-v0")
-    trainer = pdppo.make_train(pdppo.PDPPOConfig(), env, env_params)
-    state, metrics = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, pdppo.PDPPOHParams())
-
-The env must expose the pure ``post_decision(state, action, params) -> (post_obs, post_reward)``. Its result is
+scalar advantage is broadcast over ``m``), and one Adam optimizer per network (actor, V_φ, V_ψ). The env must expose the pure ``post_decision(state, action, params) -> (post_obs, post_reward)``. Its result is
 read from ``info["post_obs"]``/``info["post_reward"]`` of the ordinary step when the env reports them there (our
 ``LotSizing`` and ``FrozenLakeStochastic`` do); otherwise the trainer evaluates ``post_decision`` on the pre-step
 state inside the rollout. Either way the env is stepped once per transition.
@@ -33,10 +27,19 @@ Variants ([P] where marked; the defaults are the paper's final code):
   ``"min_value"`` (the older ``PDPPO.py`` @a760530: both critics predict the *total* return ``G_t`` and
   ``A = G_t − min(V_φ(s_t), V_ψ(s^x_t))``, critic loss ``(min(V_φ, V_ψ) − G)²``; we do not normalize returns).
 - ``critic_mode="one_critic"`` ("PDPPO one critic"): a single critic ``V_ψ(s^x_t)`` on the total return,
-  ``A = G_t − V_ψ(s^x_t)``.
-- ``buffer_rollouts=K``: train on the last ``K`` rollouts (the reference keeps 5 × 400 transitions: slightly
-  off-policy, each sample keeps the log-probability and critic values it was collected with). Default ``K = 1``
-  is clean on-policy.
+  ``A = G_t − V_ψ(s^x_t)``. ``critic_mode="ppo"``: PPO inside this trainer, one pre-decision critic ``V_φ(s_t)``
+  on the total return, ``A = G_t − V_φ(s_t)``, everything else (per-machine ratio, mean entropy, networks,
+  optimizers, batch layout) PDPPO's: the matched baseline (reference ``PPO.py`` @ff58990 [C]).
+
+Reference-faithful options [C]; each default is the option's neutral (clean) value, and
+:func:`~purejaxpo.algorithms.pdppo_reference.reference_settings` names both reference methods' full settings:
+
+- ``buffer_rollouts=6``: the reference never clears its buffer and drops the oldest 400 transitions after an
+  update once it holds more than 2000, so updates 1..5 train on 400..2000 transitions and later ones on 2400 = 6
+  rollouts, old samples keeping the collecting policy's log-probs and values (see ``rolling_window``).
+- ``actor_trainable="head"``: the actor's optimizer holds its output layer only, the hidden layers stay at their
+  init (``Adam(self.policy.actor.parameters())``, PDPPO and PPO alike); ``init="reference"``/``"reference_ppo"``:
+  the reference's initializations (:mod:`purejaxpo.networks.dual_critic`).
 """
 
 from __future__ import annotations
@@ -54,17 +57,19 @@ from purejaxpo import engine
 from purejaxpo.engine import RolloutBudget, require_positive_ints, validate_config
 from purejaxpo.envs.post_decision import post_decision_env, post_decision_extras
 from purejaxpo.networks.distributions import per_component_entropy, per_component_log_prob
-from purejaxpo.networks.dual_critic import DualCriticActorCritic
-from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
+from purejaxpo.networks.dual_critic import INITS, DualCriticActorCritic
+from purejaxpo.primitives.advantages import masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, sample_kl, value_loss
 from purejaxpo.primitives.pdppo import (
-    COMBINERS, CRITIC_MODES, TARGET_MODES, RolloutData, empty_rollouts, pdppo_targets, rolling_window, sub_action_surrogate,
+    COMBINERS, CRITIC_MODES, TARGET_MODES, RolloutData, empty_rollouts, masked_explained_variance, pdppo_targets,
+    rolling_window, sub_action_surrogate,
 )
 from purejaxpo.spaces import policy_spec
 from purejaxpo.types import CheckedHParams, Trainer, at_least
 
 Array = jax.Array
 ADAM_EPS = 1e-8  # PyTorch's Adam default, as in the reference code
+ACTOR_TRAINABLE = ("all", "head")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +81,17 @@ class PDPPOConfig(RolloutBudget):
     ``normalize_obs`` uses running observation statistics for both ``s`` and ``s^x`` (same layout). Fields:
         actor_activation: hidden activation of the actor
         critic_activation: hidden activation of the critics
-        critic_mode: dual (pre- and post-decision critics) or one_critic (post-decision only)
+        critic_mode: dual (pre- and post-decision critics), one_critic (post-decision only) or ppo (the single-critic baseline)
         advantage_combiner: how the dual critics' advantages combine
         target_mode: critic targets: Monte-Carlo returns or GAE
-        buffer_rollouts: most recent rollouts trained on per update (5 in the reference code, 1 = on-policy)
+        buffer_rollouts: rollouts trained on per update (6 at steady state in the reference, growing 1..6; 1 = on-policy)
+        actor_trainable: which actor parameters the optimizer updates: all, or the output layer only (head, as the reference)
+        init: parameter initialization (one of dual_critic.INITS)
     """
 
     algorithm_name: ClassVar[str] = "pdppo"
-    choices: ClassVar[dict[str, Any]] = {"critic_mode": CRITIC_MODES, "advantage_combiner": COMBINERS, "target_mode": TARGET_MODES}
+    choices: ClassVar[dict[str, Any]] = {"critic_mode": CRITIC_MODES, "advantage_combiner": COMBINERS, "target_mode": TARGET_MODES,
+                                         "actor_trainable": ACTOR_TRAINABLE, "init": INITS}
 
     num_envs: int = 4
     num_steps: int = 100
@@ -97,32 +105,38 @@ class PDPPOConfig(RolloutBudget):
     advantage_combiner: str = "max"
     target_mode: str = "monte_carlo"
     buffer_rollouts: int = 1
+    actor_trainable: str = "all"
+    init: str = "library"
     normalize_obs: bool = False
     normalize_advantages: bool = False
     anneal_lr: bool = False
 
     def __post_init__(self) -> None:
         validate_config(self)
-        if self.critic_mode == "one_critic" and self.advantage_combiner != "max":
+        if self.critic_mode != "dual" and self.advantage_combiner != "max":
             raise ValueError(
                 "PDPPOConfig.advantage_combiner combines the two critics of critic_mode='dual'; with "
-                f"critic_mode='one_critic' leave it at 'max', got {self.advantage_combiner!r}"
+                f"critic_mode={self.critic_mode!r} leave it at 'max', got {self.advantage_combiner!r}"
             )
         require_positive_ints(self, ("buffer_rollouts",))
 
     @property
-    def uses_pre_critic(self) -> bool:
-        return self.critic_mode == "dual"
+    def critics(self) -> tuple[str, ...]:
+        """The critics this mode trains: ``pre`` = ``V_φ(s)``, ``post`` = ``V_ψ(s^x)``."""
+        return {"dual": ("pre", "post"), "one_critic": ("post",), "ppo": ("pre",)}[self.critic_mode]
 
 
 @struct.dataclass
 class PDPPOHParams(CheckedHParams):
     """Traced hyperparameters (reference lot-sizing values; the final reference code does not clip gradients,
-    the older one clipped at 1.0). Fields:
+    the older one clipped at 1.0). ``vf_coef`` weighs each critic's ½-squared-error loss; with one Adam per network
+    it only rescales the critics' gradients, which Adam undoes (up to ``eps``), so the reference PPO's ``0.7·MSE``
+    is ``vf_coef = 1.4`` here and changes little. Fields:
         lr_actor: actor learning rate
         lr_critic: learning rate of each critic
         gae_lambda: GAE λ (target_mode gae only)
         max_grad_norm: global-norm clip, per optimizer (actor, each critic); 0 = off
+        vf_coef: weight of each critic's loss
     """
 
     lr_actor: float = 5.5e-4
@@ -132,29 +146,32 @@ class PDPPOHParams(CheckedHParams):
     clip_eps: float = 0.2
     ent_coef: float = 0.001
     max_grad_norm: float = 0.0
+    vf_coef: float = 1.0
 
 
-PDPPOHParams.rules = {
-    "lr_actor": at_least(0),
-    "lr_critic": at_least(0),
-    "max_grad_norm": at_least(0, " (0 turns clipping off)"),
-}
+PDPPOHParams.rules = {"vf_coef": at_least(0), "lr_actor": at_least(0), "lr_critic": at_least(0),
+                      "max_grad_norm": at_least(0, " (0 turns clipping off)")}
 
 
 def make_optimizer(config: PDPPOConfig) -> optax.GradientTransformation:
     """One Adam per network (separate optimizers [C]), each with its own optional global-norm clip; learning rates
     and the clip norm are traced state (``lr_actor``, ``lr_critic``, ``max_grad_norm``; inf = no clip).
+    ``actor_trainable="head"`` gives the actor's hidden layers no optimizer (``set_to_zero``): they keep their init.
 
     Because the actor loss does not depend on the critics' parameters and vice versa, one gradient of
-    ``L_π + L_V + L_Vx`` routed to three independent Adams equals three separate backward passes and steps.
+    ``L_π + L_V + L_Vx`` routed to three independent Adams equals three separate backward passes and steps (the
+    reference PPO's single Adam with an actor and a critic parameter group is the same thing: Adam is per-parameter).
     """
-    labels = lambda params: jax.tree_util.tree_map_with_path(lambda path, _: path[0].key, params)
+    frozen = config.actor_trainable == "head"
+    label = lambda path: "frozen" if frozen and path[0].key == "actor" and path[1].key == "torso" else path[0].key
+    labels = lambda params: jax.tree_util.tree_map_with_path(lambda path, _: label(path), params)
 
     def factory(lr_actor: Array, lr_critic: Array, max_grad_norm: Array) -> optax.GradientTransformation:
         adam = lambda lr: optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, eps=ADAM_EPS))
-        transforms = {"actor": adam(lr_actor), "post_critic": adam(lr_critic)}
-        if config.uses_pre_critic:
-            transforms["pre_critic"] = adam(lr_critic)
+        transforms = {"actor": adam(lr_actor)}
+        transforms.update({f"{name}_critic": adam(lr_critic) for name in config.critics})
+        if frozen:
+            transforms["frozen"] = optax.set_to_zero()
         return optax.multi_transform(transforms, labels)
 
     return optax.inject_hyperparams(factory)(lr_actor=0.0, lr_critic=0.0, max_grad_norm=1.0)
@@ -177,7 +194,7 @@ class PDPPOBatch:
 def pdppo_loss(
     model: DualCriticActorCritic, batch: PDPPOBatch, hp: PDPPOHParams, config: PDPPOConfig, kind: str
 ) -> tuple[Array, dict[str, Array]]:
-    """``L = L_π − c_H H + L_V + L_Vx`` on one minibatch (module docstring). The critic terms use
+    """``L = L_π − c_H H + c_V (L_V + L_Vx)`` on one minibatch (module docstring). The critic terms use
     :func:`~purejaxpo.primitives.losses.value_loss` (½ squared error: with a separate Adam per critic the ½ only
     rescales gradients, which Adam normalizes away). The reference's ``+ 0.7·(L_V + L_Vx).detach()`` in the actor
     loss is a constant and is left out."""
@@ -187,17 +204,18 @@ def pdppo_loss(
     advantages = normalize(batch.advantages, mask) if config.normalize_advantages else batch.advantages
     policy_loss = masked_mean(sub_action_surrogate(log_ratio, advantages, hp.clip_eps), mask)
     entropy = masked_mean(jnp.mean(per_component_entropy(dist, kind), axis=-1), mask)
-    post_value = model.post_value(batch.post_obs)
-    if config.critic_mode == "one_critic":
-        pre_loss = jnp.zeros(())
-        post_loss = masked_mean(value_loss(post_value, batch.post_target), mask)
+    zero = jnp.zeros(())
+    if config.critic_mode == "ppo":
+        pre_loss, post_loss = masked_mean(value_loss(model.pre_value(batch.obs), batch.pre_target), mask), zero
+    elif config.critic_mode == "one_critic":
+        pre_loss, post_loss = zero, masked_mean(value_loss(model.post_value(batch.post_obs), batch.post_target), mask)
     elif config.advantage_combiner == "min_value":
-        pre_loss = jnp.zeros(())
-        post_loss = masked_mean(value_loss(jnp.minimum(model.pre_value(batch.obs), post_value), batch.post_target), mask)
+        pre_loss, value = zero, jnp.minimum(model.pre_value(batch.obs), model.post_value(batch.post_obs))
+        post_loss = masked_mean(value_loss(value, batch.post_target), mask)
     else:
         pre_loss = masked_mean(value_loss(model.pre_value(batch.obs), batch.pre_target), mask)
-        post_loss = masked_mean(value_loss(post_value, batch.post_target), mask)
-    loss = policy_loss - hp.ent_coef * entropy + pre_loss + post_loss
+        post_loss = masked_mean(value_loss(model.post_value(batch.post_obs), batch.post_target), mask)
+    loss = policy_loss - hp.ent_coef * entropy + hp.vf_coef * (pre_loss + post_loss)
     joint_log_ratio = jnp.sum(log_ratio, axis=-1)
     aux = {
         "policy_loss": policy_loss,
@@ -219,14 +237,11 @@ def make_train(config: PDPPOConfig, env: Any, env_params: Any) -> Trainer:
     stepper = post_decision_env(env, env_params, spec)
     horizon = getattr(env_params, "max_steps_in_episode", None)
     if config.target_mode == "monte_carlo" and isinstance(horizon, int) and config.num_steps % horizon:
-        warnings.warn(
-            f"target_mode='monte_carlo' does not bootstrap at the end of a rollout, but num_steps={config.num_steps} "
-            f"is not a multiple of the episode limit {horizon}: the returns of the episodes cut at the rollout end "
-            f"are truncated (consider num_steps={horizon} or target_mode='gae')",
-            stacklevel=2,
-        )
+        warnings.warn(f"target_mode='monte_carlo' does not bootstrap at the end of a rollout, but num_steps={config.num_steps} "
+                      f"is not a multiple of the episode limit {horizon}: the returns of the episodes cut at the rollout end "
+                      f"are truncated (consider num_steps={horizon} or target_mode='gae')", stacklevel=2)
     past_rollouts = config.buffer_rollouts - 1
-    gae_mode, dual = config.target_mode == "gae", config.uses_pre_critic
+    gae_mode, pre, post = config.target_mode == "gae", "pre" in config.critics, "post" in config.critics
 
     def policy_step(model: DualCriticActorCritic, obs: Array, key: Array) -> tuple[Array, Array, Array, Array]:
         dist = model.distribution(obs)
@@ -239,31 +254,30 @@ def make_train(config: PDPPOConfig, env: Any, env_params: Any) -> Trainer:
         post_obs, zeros = traj.extras["post_obs"], jnp.zeros_like(traj.reward)
         current = RolloutData(
             obs=traj.obs, post_obs=post_obs, action=traj.action, log_prob=traj.log_prob, reward=traj.reward,
-            post_reward=traj.extras["post_reward"], value=model.pre_value(observe(traj.obs)) if dual else zeros,
-            post_value=model.post_value(observe(post_obs)),
-            final_value=model.pre_value(observe(traj.final_obs)) if gae_mode and dual else zeros,
+            post_reward=traj.extras["post_reward"], value=model.pre_value(observe(traj.obs)) if pre else zeros,
+            post_value=model.post_value(observe(post_obs)) if post else zeros,
+            final_value=model.pre_value(observe(traj.final_obs)) if gae_mode and pre else zeros,
             terminated=traj.terminated, truncated=traj.truncated, valid=jnp.ones_like(traj.reward),
         )
         last_value = last_post_value = None
         if gae_mode:  # bootstrap V_φ(s_T) and V_ψ(f(s_T, a')), a' ~ π(·|s_T)
             next_obs = observe(exp.env.obs)
-            next_action = model.distribution(next_obs).sample(seed=ctx.key)
-            next_post_obs, _ = jax.vmap(env.post_decision, in_axes=(0, 0, None))(exp.env.env_state, next_action, env_params)
-            last_value = model.pre_value(next_obs) if dual else None
-            last_post_value = model.post_value(observe(next_post_obs))
+            last_value = model.pre_value(next_obs) if pre else None
+            if post:
+                next_action = model.distribution(next_obs).sample(seed=ctx.key)
+                next_post_obs, _ = jax.vmap(env.post_decision, in_axes=(0, 0, None))(exp.env.env_state, next_action, env_params)
+                last_post_value = model.post_value(observe(next_post_obs))
         window, buffer = rolling_window(ctx.carried, current) if past_rollouts else (current, None)
         hp = ctx.hp
         targets = pdppo_targets(
             window, last_value, last_post_value, hp.gamma, hp.gae_lambda,
             target_mode=config.target_mode, combiner=config.advantage_combiner, critic_mode=config.critic_mode,
         )
-        batch = PDPPOBatch(
-            observe(window.obs), observe(window.post_obs), window.action, window.log_prob, targets.advantages,
-            targets.pre_target, targets.post_target, window.valid,
-        )
+        batch = PDPPOBatch(observe(window.obs), observe(window.post_obs), window.action, window.log_prob, targets.advantages,
+                           targets.pre_target, targets.post_target, window.valid)
         metrics = {
-            "explained_variance_pre": explained_variance(window.value, targets.pre_target),
-            "explained_variance_post": explained_variance(window.post_value, targets.post_target),
+            "explained_variance_pre": masked_explained_variance(window.value, targets.pre_target, window.valid),
+            "explained_variance_post": masked_explained_variance(window.post_value, targets.post_target, window.valid),
             "post_advantage_share": masked_mean((targets.adv_post > targets.adv_pre).astype(jnp.float32), window.valid),
             "advantage_mean": masked_mean(targets.advantages, window.valid),
         }
@@ -285,8 +299,8 @@ def make_train(config: PDPPOConfig, env: Any, env_params: Any) -> Trainer:
         hyperparams=hyperparams, report={"lr_actor": "learning_rate_actor"},
     )
     parts = engine.OnPolicyParts(
-        network=lambda key: DualCriticActorCritic(spec, config.hidden_sizes, config.actor_activation,
-                                                  config.critic_activation, dual=dual, rngs=nnx.Rngs(params=key)),
+        network=lambda key: DualCriticActorCritic(spec, config.hidden_sizes, config.actor_activation, config.critic_activation,
+                                                  critics=config.critics, init=config.init, rngs=nnx.Rngs(params=key)),
         policy_step=policy_step,
         prepare=prepare,
         phases=(phase,),

@@ -20,8 +20,11 @@ group advantages in :mod:`purejaxpo.primitives.group_advantages`):
   parameters in ``state.algo``), ``"dpo"`` (DPO drift), ``"r2vpo"`` (ratio-variance penalty, dual λ in
   ``state.algo``);
 - ``PPOConfig(advantage=...)``: ``"gae"``, ``"egae"`` (T-PPO: critic trained on completed episodes only),
-  ``"loo"`` (LOOP leave-one-out baseline over ``group_size`` sibling envs) and ``"polychromic"`` (set
-  advantage × diversity over vines), the last two branching sibling envs from a shared start state.
+  ``"loo"`` (LOOP leave-one-out baseline over ``group_size`` sibling envs), ``"polychromic"`` (set
+  advantage × diversity over vines) and ``"pairwise"`` (P3O's pair difference, ``group_size = 2``), the last
+  three branching sibling envs from a shared start state;
+- ``objective="p3o"`` / ``"p3o_joint"`` with ``advantage="pairwise"``: P3O's trajectory-wise clipped pairwise
+  objective (separate / joint clipping; :mod:`purejaxpo.algorithms.ppo_variants.p3o`, a reconstruction [P]).
 """
 
 from __future__ import annotations
@@ -125,9 +128,11 @@ class PPOConfig(RolloutBudget):
             raise ValueError(f"policy={self.policy!r} uses an MLP encoder; torso={self.torso!r} is for policy='mlp'")
         if self.dual_clip and not OBJECTIVES[self.objective].dual_clip:
             raise ValueError(f"PPOConfig.dual_clip applies to objective='clip' only, got objective={self.objective!r}")
-        estimator = ADVANTAGES[self.advantage]
+        estimator, objective = ADVANTAGES[self.advantage], OBJECTIVES[self.objective]
         if estimator.check is not None:
             estimator.check(self)
+        if objective.check is not None:
+            objective.check(self)
         if self.diversity_fn is not None:
             if self.advantage != "polychromic":
                 raise ValueError("PPOConfig.diversity_fn is used by advantage='polychromic' only")
@@ -210,6 +215,7 @@ class PPOBatch:
     memory: Any = None
     starts: Array | None = None
     action_mask: Array | None = None
+    extras: dict[str, Array] | None = None  # the advantage estimator's extras (e.g. P3O's pair ids)
 
 
 def ppo_loss(
@@ -266,10 +272,10 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
     merge = lambda params: nnx.merge(graphdef, params)
 
     def prepare(exp: engine.Experience, ctx: engine.UpdateContext) -> engine.Prepared:
-        advantages, targets, value_mask = estimator.compute(exp, ctx, config)
+        advantages, targets, value_mask, extras = estimator.compute(exp, ctx, config)
         traj = exp.trajectory
         batch = PPOBatch(ctx.observe(traj.obs), traj.action, traj.log_prob, traj.value, advantages, targets, value_mask,
-                         **(sequence_fields(exp) if policy.stateful else {}))
+                         extras=extras, **(sequence_fields(exp) if policy.stateful else {}))
         return engine.Prepared(batch, ctx.carried, {"explained_variance": explained_variance(traj.value, targets)})
 
     def per_update(ctx: engine.UpdateContext, new_model: Any, batch: PPOBatch, carried: Any) -> tuple[Any, dict[str, Array]]:

@@ -1,6 +1,6 @@
 """PDPPO's pure pieces (Felizardo et al. 2025, arXiv:2504.05150; reference code ``PDPPO.py`` @bf3f368 [C]): the
-two critics' targets, the advantage combiners and the per-sub-action clipped surrogate. Time on axis 0,
-trailing batch axes; the trainer is :mod:`purejaxpo.algorithms.pdppo`.
+two critics' targets, the advantage combiners, the per-sub-action clipped surrogate and the rolling buffer of
+past rollouts. Time on axis 0, trailing batch axes; the trainer is :mod:`purejaxpo.algorithms.pdppo`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from purejaxpo.primitives.losses import clipped_surrogate
 Array = jax.Array
 TARGET_MODES = ("monte_carlo", "gae")
 COMBINERS = ("max", "min_value", "pre_only", "post_only")
-CRITIC_MODES = ("dual", "one_critic")
+CRITIC_MODES = ("dual", "one_critic", "ppo")
 
 
 def critic_targets(
@@ -112,6 +112,8 @@ def pdppo_targets(
     ``dual`` with ``max``/``pre_only``/``post_only``: ``V_φ`` on ``r^pre = r − r^x`` and ``V_ψ`` on ``r^x``
     (:func:`critic_targets` each), combined by :func:`combine_advantages`. ``min_value``: one target ``G`` on the
     total reward for the value ``min(V_φ(s), V_ψ(s^x))``. ``one_critic``: ``V_ψ(s^x)`` on the total reward.
+    ``ppo``: the single pre-decision critic of PPO, ``V_φ(s)`` on the total reward, ``A = G − V_φ(s)`` (the
+    reference ``PPO.py`` @ff58990 [C]); ``post_target`` and ``adv_post`` are zeros.
 
     Bootstrapping in ``"gae"`` mode [P]: ``V_φ`` uses ``V_φ(s_{t+1})``, ``V_φ(final_obs)`` at truncation and
     ``last_value = V_φ(s_T)``; ``V_ψ`` uses ``V_ψ(s^x_{t+1})`` and ``last_post_value = V_ψ(f(s_T, a'))`` with
@@ -125,6 +127,11 @@ def pdppo_targets(
     if critic_mode == "one_critic":
         adv, target = critic_targets(data.reward, data.post_value, zeros, last_post_value, done, done, gamma, gae_lambda, target_mode)
         return Targets(adv, zeros, target, zeros, adv)
+    if critic_mode == "ppo":
+        adv, target = critic_targets(
+            data.reward, data.value, data.final_value, last_value, data.terminated, data.truncated, gamma, gae_lambda, target_mode
+        )
+        return Targets(adv, target, zeros, adv, zeros)
     if combiner == "min_value":
         value = jnp.minimum(data.value, data.post_value)
         last = None if last_value is None else jnp.minimum(last_value, last_post_value)
@@ -152,6 +159,15 @@ def sub_action_surrogate(log_ratio: Array, advantages: Array, clip_eps: float | 
     return jnp.mean(clipped_surrogate(log_ratio, advantages[..., None], clip_eps), axis=-1)
 
 
+def masked_explained_variance(predictions: Array, targets: Array, mask: Array) -> Array:
+    """``1 − Var[targets − predictions] / Var[targets]`` over the samples with ``mask = 1`` (empty buffer slots
+    left out); 0 when the masked targets are constant. Any shape, all three alike → scalar."""
+    count = jnp.maximum(jnp.sum(mask), 1.0)
+    var = lambda x: jnp.sum(mask * jnp.square(x - jnp.sum(mask * x) / count)) / count
+    var_targets = var(targets)
+    return jnp.where(var_targets > 1e-8, 1.0 - var(targets - predictions) / jnp.maximum(var_targets, 1e-8), 0.0)
+
+
 def empty_rollouts(count: int, num_steps: int, num_envs: int, spec: Any) -> RolloutData:
     """``count`` empty buffer slots (``valid = 0``), leaves ``[count, T, B, ...]``, for the spaces of a
     :class:`~purejaxpo.spaces.PolicySpec` (one log-probability per sub-action)."""
@@ -168,6 +184,12 @@ def empty_rollouts(count: int, num_steps: int, num_envs: int, spec: Any) -> Roll
 
 def rolling_window(buffer: RolloutData, current: RolloutData) -> tuple[RolloutData, RolloutData]:
     """The last ``K`` rollouts, oldest first, as one ``[K·T, B, ...]`` window (``buffer`` ``[K−1, T, B, ...]`` then
-    ``current`` ``[T, B, ...]``), and the buffer for the next update (the newest ``K − 1``)."""
+    ``current`` ``[T, B, ...]``), and the buffer for the next update (the newest ``K − 1``).
+
+    Starting from :func:`empty_rollouts` (``valid = 0``), update ``u = 1, 2, …`` trains on ``min(u, K)`` real
+    rollouts: the reference's buffer, which grows by one rollout per update and then drops the oldest
+    (``buffer.clear(lag)`` after the update once it holds more than ``K − 1``; ``PDPPO.py`` @bf3f368 [C]).
+    Nothing stored is recomputed: old samples keep the log-probabilities and critic values of the policy that
+    collected them, as in the reference."""
     window = jax.tree.map(lambda old, new: jnp.concatenate([old, new[None]]), buffer, current)
     return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), window), jax.tree.map(lambda x: x[1:], window)

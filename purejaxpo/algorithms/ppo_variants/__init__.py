@@ -18,6 +18,7 @@ from purejaxpo.algorithms.ppo_variants.objectives import (
     PPOObjective,
     register_objective,
 )
+from purejaxpo.algorithms.ppo_variants import p3o  # noqa: F401  (registers "pairwise", "p3o", "p3o_joint")
 
 __all__ = [
     "ADVANTAGES", "AdvantageEstimator", "Advantages", "DualState", "EWMAState", "KLPenaltyState", "OBJECTIVES",

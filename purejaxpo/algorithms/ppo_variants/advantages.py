@@ -34,9 +34,13 @@ ALL_KINDS = ("discrete", "multi_discrete", "continuous")
 
 
 class Advantages(NamedTuple):
+    """``[T, B]`` advantages and value targets, the critic's sample mask (``None`` = all) and ``extras``: named
+    ``[T, B]`` arrays an objective reads from ``batch.extras`` (e.g. P3O's pair ids), or ``None``."""
+
     advantages: Array
     targets: Array
     value_mask: Array | None = None
+    extras: dict[str, Array] | None = None
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ class PPOObjective:
       per update, with π_old's and π_new's distributions on the whole batch); ``metrics(carried)`` reports the
       carried state each update;
     - ``reference(carried)`` gives the parameters of the reference network (``None``: π_old);
-    - ``dual_clip``: whether ``PPOConfig.dual_clip`` applies.
+    - ``dual_clip``: whether ``PPOConfig.dual_clip`` applies;
+    - ``check(config)``: raise ``ValueError`` for a config the objective cannot train with (e.g. the advantage
+      estimator it needs).
     """
 
     name: str
@@ -78,6 +80,7 @@ class PPOObjective:
     metrics: Callable[[Any], Metrics] | None = None
     reference: Callable[[Any], Any] | None = None
     dual_clip: bool = False
+    check: Callable[[Any], None] | None = None
 
 
 OBJECTIVES: dict[str, PPOObjective] = {}
