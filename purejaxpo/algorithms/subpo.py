@@ -33,7 +33,8 @@ For ``SRL`` both estimators use the modular quantities (``F`` ↦ ``info["modula
 the released code and is not implemented [P].
 
 ``episode_return`` is always the env's (submodular) return ``Σ Δ = F(τ) − F({s_0})``, also for ``SRL``, so runs
-compare on the same scale; ``episode_objective`` is ``F(τ)`` of the episodes completed in the update.
+compare on the same scale; ``episode_objective`` (``_max``, ``_min``) is the mean (max, min) ``F(τ)`` of the episodes
+completed in the update, the reference's logged metric; ``episode_modular_objective`` the mean modular (SRL) value.
 """
 
 from __future__ import annotations
@@ -164,6 +165,18 @@ def subpo_loss(
     return loss, aux
 
 
+def episode_objective_stats(objective: Array, done: Array) -> dict[str, Array]:
+    """Mean, max and min of ``F(τ)`` over the episodes that ended in this rollout (``objective, done [T, B]``:
+    the running ``F`` read where ``done``); NaN when none ended. The reference logs these of its 500 sampled
+    trajectories every epoch (``main.py``: mean / max / median / min of ``weighted_traj_return``) [C]."""
+    done = done.astype(bool)
+    count = jnp.sum(done)
+    mean = jnp.where(count > 0, jnp.sum(jnp.where(done, objective, 0.0)) / jnp.maximum(count, 1), jnp.nan)
+    high = jnp.where(count > 0, jnp.max(jnp.where(done, objective, -jnp.inf)), jnp.nan)
+    low = jnp.where(count > 0, jnp.min(jnp.where(done, objective, jnp.inf)), jnp.nan)
+    return {"episode_objective": mean, "episode_objective_max": high, "episode_objective_min": low}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Trainer
 # ----------------------------------------------------------------------------------------------------------------
@@ -223,12 +236,10 @@ def make_train(config: SubPOConfig, env: Any, env_params: Any) -> Trainer:
         advantages, targets = engine.gae_of(exp, ctx.hp.gamma, ctx.hp.gae_lambda)
         weights = advantages if actor_critic else ctx.hp.objective_scale * traj.extras[weight_key]  # F(τ_{0:h+1})
         batch = SubPOBatch(ctx.observe(traj.obs), traj.action, traj.log_prob, weights, targets)
-        done = exp.done.astype(jnp.float32)
-        count = exp.stats.count
-        per_episode = lambda v: jnp.where(count > 0, jnp.sum(v * done) / jnp.maximum(count, 1.0), jnp.nan)
-        metrics = {"episode_objective": per_episode(traj.extras["objective"])}
+        metrics = episode_objective_stats(traj.extras["objective"], exp.done)
         if "modular_objective" in traj.extras:
-            metrics["episode_modular_objective"] = per_episode(traj.extras["modular_objective"])
+            metrics["episode_modular_objective"] = episode_objective_stats(traj.extras["modular_objective"],
+                                                                           exp.done)["episode_objective"]
         if actor_critic:
             metrics["explained_variance"] = explained_variance(traj.value, targets)
         return engine.Prepared(batch, None, metrics)
@@ -250,4 +261,5 @@ def make_train(config: SubPOConfig, env: Any, env_params: Any) -> Trainer:
     return engine.build(parts, config, env, env_params)
 
 
-__all__ = ["AGENTS", "ESTIMATORS", "SubPOBatch", "SubPOConfig", "SubPOHParams", "make_train", "prepare_env", "subpo_loss"]
+__all__ = ["AGENTS", "ESTIMATORS", "SubPOBatch", "SubPOConfig", "SubPOHParams", "episode_objective_stats", "make_train",
+           "prepare_env", "subpo_loss"]
