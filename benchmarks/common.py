@@ -81,8 +81,37 @@ def time_ppo(
     }
 
 
-def write_json(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
-    path.write_text(json.dumps(payload, indent=2))
+def write_json(name: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``results/<name>`` (an absolute ``name`` as it is) atomically: a temporary file in
+    the same folder, then a rename, so a killed run never leaves a half-written file."""
+    path = RESULTS / Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
     return path
+
+
+def mean_ci95(values: Any) -> dict[str, Any]:
+    """``{"mean", "ci95", "n", "per_seed"}``: the mean of the finite values and the half-width of its 95%
+    Student-t interval (NaN for fewer than two values)."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    n = int(finite.size)
+    mean = float(finite.mean()) if n else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * finite.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return {"mean": mean, "ci95": half, "n": n, "per_seed": [round(float(v), 4) for v in values]}
+
+
+def welch(a: Any, b: Any) -> dict[str, float]:
+    """Welch's unequal-variance t-test of ``mean(a) − mean(b)``: ``{"t", "p", "diff"}``."""
+    from scipy import stats
+
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return {"t": float("nan"), "p": float("nan"), "diff": float("nan")}
+    result = stats.ttest_ind(a, b, equal_var=False)
+    return {"t": round(float(result.statistic), 3), "p": float(f"{result.pvalue:.3g}"), "diff": float(a.mean() - b.mean())}

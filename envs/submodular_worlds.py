@@ -40,7 +40,9 @@ Objectives (:mod:`purejaxpo.envs.set_functions` holds the set functions; units a
 
 Observation (``obs_mode``): ``"position"`` (default [P]) ``[row/(nrows−1), col/(ncols−1), t/(H−1)]``; ``"raw"``
 the code's ``[cell index, t]`` [C]; ``"visited"`` the position features plus the visited mask ``[N]`` (a
-sufficient statistic for a history-dependent policy) [P].
+sufficient statistic for a history-dependent policy) [P]; ``"history"`` the position features plus the ordered
+list of the cells visited so far, ``[s_0, …, s_t]/(N−1)`` padded with −1 to length ``H`` (the reference NM agent's
+input, ``append_state``: the raw indices padded with −1 [C], normalized here [P]).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from purejaxpo.envs import subrl_instances as inst
 NUM_ACTIONS = 5
 # (d_row, d_col) for stay, col+1, row+1, col−1, row−1.
 _MOVES = np.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]], np.int64)
-OBS_MODES = ("position", "raw", "visited")
+OBS_MODES = ("position", "raw", "visited", "history")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -203,6 +205,7 @@ class SubmodularState(environment.EnvState):
     summary: Any  # objective-specific running summary of τ
     time: jax.Array  # [] int32
     modular_value: jax.Array | float = 0.0  # [] float32, Σ_{j≤t} m(s_j) with multiplicity (SRL's "F")
+    history: jax.Array | None = None  # [H] int32, s_0..s_t in order, −1 after
 
 
 @struct.dataclass(kw_only=True)
@@ -250,6 +253,9 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         pos = jnp.stack([row, col, t / max(params.horizon - 1, 1)])
         if self.obs_mode == "visited":
             pos = jnp.concatenate([pos, state.visited.astype(jnp.float32)])
+        if self.obs_mode == "history":
+            cells = state.history.astype(jnp.float32)
+            pos = jnp.concatenate([pos, jnp.where(state.history >= 0, cells / max(self.num_cells - 1, 1), -1.0)])
         return pos
 
     def step_env(
@@ -266,6 +272,7 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         new_state = SubmodularState(
             pos=cell, visited=state.visited.at[cell].set(True), value=state.value + gain, summary=summary,
             time=state.time + 1, modular_value=state.modular_value + modular,
+            history=state.history.at[jnp.minimum(state.time + 1, params.horizon - 1)].set(cell),
         )
         info = {"modular_reward": modular, "objective": new_state.value, "modular_objective": new_state.modular_value}
         obs = self._obs(new_state, params)
@@ -278,6 +285,7 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
             pos=cell, visited=jnp.zeros(self.num_cells, bool).at[cell].set(True), value=value, summary=summary,
             time=jnp.zeros((), jnp.int32),
             modular_value=jnp.asarray(self.objective.modular(cell, params.data), jnp.float32),
+            history=jnp.full((params.horizon,), -1, jnp.int32).at[0].set(cell),
         )
         return self._obs(state, params), state
 
@@ -288,6 +296,9 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         if self.obs_mode == "raw":
             high = jnp.array([self.num_cells - 1, params.horizon - 1], jnp.float32)
             return spaces.Box(jnp.zeros(2, jnp.float32), high, (2,), jnp.float32)
+        if self.obs_mode == "history":
+            low = jnp.concatenate([jnp.zeros(3, jnp.float32), -jnp.ones(params.horizon, jnp.float32)])
+            return spaces.Box(low, jnp.ones(3 + params.horizon, jnp.float32), (3 + params.horizon,), jnp.float32)
         size = 3 + (self.num_cells if self.obs_mode == "visited" else 0)
         return spaces.Box(0.0, 1.0, (size,), jnp.float32)
 

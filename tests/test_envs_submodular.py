@@ -203,6 +203,11 @@ def test_episode_end_and_observation_modes():
     obs, _ = vis_env.reset(jax.random.PRNGKey(0), vis_params)
     assert obs.shape == (33,) and vis_env.observation_space(vis_params).shape == (33,)
     np.testing.assert_array_equal(np.flatnonzero(np.asarray(obs[3:])), [7])
+    his_env, his_params = make_coverage(nrows=5, ncols=6, horizon=4, start_cell=7, obs_mode="history")
+    steps = run_actions(his_env, his_params, [RIGHT, RIGHT])
+    obs = his_env._obs(steps[-1][4], his_params)  # s_0 = 7, then 8, 9; the 4th slot still padding
+    np.testing.assert_allclose(obs[3:], [7 / 29, 8 / 29, 9 / 29, -1.0], rtol=1e-6)
+    assert his_env.observation_space(his_params).shape == (7,)
     with pytest.raises(ValueError):
         make_coverage(obs_mode="pixels")
     with pytest.raises(ValueError):

@@ -270,9 +270,12 @@ def test_history_observation_for_the_nm_agent(small_coverage):
     # an env that already shows the visited set is used as it is by NM, and refused for the Markovian agents
     vis_env, vis_params = make_coverage(nrows=4, ncols=5, horizon=6, start_cell=6, obs_mode="visited")
     assert subpo.prepare_env(subpo.SubPOConfig(agent="NM", **TINY), vis_env, vis_params) is vis_env
+    his_env, his_params = make_coverage(nrows=4, ncols=5, horizon=6, start_cell=6, obs_mode="history")
+    assert subpo.prepare_env(subpo.SubPOConfig(agent="NM", **TINY), his_env, his_params) is his_env
     for agent in ("M", "SRL"):
-        with pytest.raises(ValueError, match="Markovian"):
-            subpo.make_train(subpo.SubPOConfig(agent=agent, **TINY), vis_env, vis_params)
+        for shown in ((vis_env, vis_params), (his_env, his_params)):
+            with pytest.raises(ValueError, match="Markovian"):
+                subpo.make_train(subpo.SubPOConfig(agent=agent, **TINY), *shown)
     cartpole = make_env("CartPole-v1")
     with pytest.raises(ValueError, match="visited set in the env state"):
         subpo.make_train(subpo.SubPOConfig(agent="NM", **TINY), *cartpole)

@@ -11,8 +11,10 @@ Agent types (``SubPOConfig.agent``; the three of the paper's code, ``params/*/su
   (the grid worlds' ``"position"`` mode is ``[row, col, h]``, normalized).
 - ``"NM"``: SubPO with a non-Markovian policy that sees the visited-set history. The paper feeds the padded list of
   visited cell indices [C]; we feed the visited *mask* ``[N]`` next to ``[row, col, h]``, a sufficient
-  statistic of the history for ``F`` and the dynamics [P, ours]. An env whose ``obs_mode`` is not already
-  ``"visited"`` is wrapped in :class:`~purejaxpo.envs.subrl.VisitedObservation` (its state must have ``visited [N]``).
+  statistic of the history for ``F`` and the dynamics [P, ours]; a grid world built with ``obs_mode="history"``
+  feeds the ordered visited cells instead, as the paper's code does. An env whose ``obs_mode`` is neither
+  ``"visited"`` nor ``"history"`` is wrapped in :class:`~purejaxpo.envs.subrl.VisitedObservation` (its state must
+  have ``visited [N]``).
 - ``"SRL"``: the modular RL baseline: the same Markovian policy trained on the additive reward
   ``info["modular_reward"]`` (per-state values summed *with multiplicity*: no diminishing returns) [C].
 
@@ -194,12 +196,12 @@ def _info_keys(env: Any, env_params: Any) -> set[str]:
 def prepare_env(config: SubPOConfig, env: Any, env_params: Any) -> Any:
     """The env the agent trains on: ``env`` itself for ``M``/``SRL``, with the visited mask appended for ``NM``
     (unless ``env.obs_mode == "visited"`` already). Raises ``ValueError`` when the env cannot serve the agent."""
-    has_history = getattr(env, "obs_mode", None) == "visited"
+    has_history = getattr(env, "obs_mode", None) in ("visited", "history")
     if config.agent == "NM":
         return env if has_history else VisitedObservation(env, env_params)
     if has_history:
         raise ValueError(
-            f"agent {config.agent!r} is Markovian (π(a | s_h, h)) but this env's obs_mode='visited' shows it the "
+            f"agent {config.agent!r} is Markovian (π(a | s_h, h)) but this env's obs_mode={env.obs_mode!r} shows it the "
             f"visited set: use agent='NM', or build the env with obs_mode='position' (grid worlds) / 'time'"
         )
     return env
