@@ -1,23 +1,26 @@
-"""PolicyFlow vs Gaussian PPO on MultiGoal (the paper's MultiGoal experiment, arXiv:2602.01156).
+"""PolicyFlow vs Gaussian PPO vs FPO on MultiGoal (the PolicyFlow paper's multimodality probe, arXiv:2602.01156).
 
-For each algorithm, ``--seeds`` seeds are trained vmapped in one jitted call; then, per seed, 1000 trajectories
-of 50 steps start at the origin. Reported per seed and as mean ± std over seeds:
+    python -m benchmarks.policyflow_multigoal --seeds 3 --num-envs 256 --updates 150    # results/policyflow_multigoal{.json,.png}
 
-- ``coverage``: goals receiving at least ``--min-mass`` (default 2%) of the 1000 first actions, each first action
-  assigned to the goal direction with the largest cosine ([P] metric);
-- ``goal_entropy``: entropy of that 6-bin histogram divided by log 6 (1 = uniform over goals);
-- ``strict_coverage``: the same count using only first actions with ‖a‖ ≥ 3 and cos ≥ cos(π/6) (a stricter
-  third-party harness; with 6 goals the cosine condition always holds, so only the norm filters);
-- ``on_axis_fraction``: fraction of first actions within 15° of a goal direction (isotropic noise gives 0.5, a
-  policy that aims at goals approaches 1). Coverage and entropy alone cannot tell multimodality from noise.
-- ``trajectory_coverage``: goals that some trajectory ends within 1.5 of;
-- ``final_return``: mean training episode return over the last 10% of updates;
-- ``cost per env step``: training wall time (compile excluded) / env steps, PolicyFlow relative to PPO, on this
-  machine, same batch layout and network widths.
+Protocol (the released ``scripts/multigoal`` config, [C] unless marked): MultiGoal-v0 with the reference's reward,
+the env gets the **raw** action (``action_bounds="none"``: it clips for the dynamics and charges the action cost
+on the raw action); 32 steps per env per update, 5 epochs × 4 minibatches, actor and critic [256, 128, 64] Mish.
 
-The default budget is CPU scale and much smaller than the paper's (4096 envs × 32 steps × 40k iterations);
-results at this budget say nothing final about the paper's claim. Run:
-``PYTHONPATH=. python benchmarks/policyflow_multigoal.py --seeds 8 --updates 60``.
+- ``policyflow``: the released PolicyFlow hyperparameters (lr 2e-4 KL-adaptive on the running-mean KL, AdamW,
+  Brownian 0.25, 10 midpoint steps, clip 0.2, value clip 0.2, vf 1.0, entropy 1e-3).
+- ``gaussian_ppo``: PPO as the same repository configures it (:mod:`purejaxpo.algorithms.gaussian_ppo`).
+- ``fpo``: FPO's official loss and hyperparameters (ε = 0.05, 8 (ε, t) pairs, 10 Euler steps, output ×0.25, Adam
+  3e-4, vf 0.25, no entropy, no grad clip, running obs normalization, its 32×4 SiLU velocity net); ours [P]: the
+  protocol's [256, 128, 64] critic (SiLU) instead of its 256×5, and the protocol's 5 × 4 epochs/minibatches
+  instead of its 16 × 32.
+
+Evaluation as the paper's ``play.py``: 1000 trajectories of 50 steps from the origin with the stochastic policy.
+Metrics (ours, [P]: the released code draws figures only): a goal is *reached* by a trajectory that comes within
+``--reach-radius`` (1.0) of it before its first episode end; ``reach_rate`` = fraction of trajectories reaching any
+goal; ``goals_reached`` = goals reached by at least 2% of the trajectories; the first-action angle histogram over 6
+bins of 60° centred on the goal directions, against chance 1/6 per bin (its normalized entropy; ``aim_fraction``
+= first actions within ±15° of a goal direction, chance 0.5). The untrained policy of every algorithm is scored
+the same way as the chance level. Reported per seed, mean ± 95% CI, Welch t against Gaussian PPO.
 """
 
 from __future__ import annotations
@@ -25,121 +28,192 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from typing import Any
 
 import jax
 import numpy as np
 
 from benchmarks.common import RESULTS, machine, write_json
-from purejaxpo.envs import multigoal
+from benchmarks.stats import mean_ci, welch
 from purejaxpo import make_env
-from purejaxpo.algorithms import policyflow, ppo
+from purejaxpo.algorithms import fpo, gaussian_ppo, policyflow
+from purejaxpo.envs import multigoal
+
+NETWORK = (256, 128, 64)
+REFERENCE_STEPS = {"model_300 (play.py)": 300 * 4096 * 32, "model_3000 (play_plot.py)": 3000 * 4096 * 32}
 
 
-def goal_metrics(first_actions: np.ndarray, final_positions: np.ndarray, num_goals: int, min_mass: float) -> dict:
-    """Coverage and normalized goal entropy of ``first_actions [N, 2]``; trajectory coverage of ``[N, 2]`` ends."""
+def build(name: str, args: argparse.Namespace, env: Any, params: Any) -> tuple[Any, Any]:
+    layout = dict(num_envs=args.num_envs, num_steps=32, total_timesteps=args.num_envs * 32 * args.updates,
+                  update_epochs=5, num_minibatches=4, action_bounds="none")
+    if name == "policyflow":
+        config = policyflow.PolicyFlowConfig(**layout, hidden_sizes=NETWORK, critic_hidden_sizes=NETWORK, emb_dim=64,
+                                             num_flow_steps=args.flow_steps)
+        return policyflow.make_train(config, env, params), policyflow.PolicyFlowHParams()
+    if name == "gaussian_ppo":
+        config = gaussian_ppo.GaussianPPOConfig(**layout, hidden_sizes=NETWORK)
+        return gaussian_ppo.make_train(config, env, params), gaussian_ppo.GaussianPPOHParams()
+    config = fpo.FPOConfig(**layout, critic_hidden_sizes=NETWORK, num_flow_steps=args.flow_steps)  # its own 32×4 SiLU actor
+    return fpo.make_train(config, env, params), fpo.FPOHParams()
+
+
+def evaluate(trainer: Any, env: Any, params: Any, states: Any, num: int, seed: int) -> tuple[np.ndarray, ...]:
+    """``positions [S, T+1, N, 2]``, ``dones [S, T, N]``, ``actions [S, T, N, 2]`` of ``num`` trajectories per seed."""
+
+    def one(state: Any, key: jax.Array) -> tuple[jax.Array, ...]:
+        return multigoal.rollout(env, params, key, lambda k, obs: trainer.act(state, obs, k), num, 50)
+
+    keys = jax.random.split(jax.random.key(seed), jax.tree.leaves(states)[0].shape[0])
+    return tuple(np.asarray(x) for x in jax.jit(jax.vmap(one))(states, keys))
+
+
+def goal_metrics(positions: np.ndarray, dones: np.ndarray, actions: np.ndarray, radius: float, min_mass: float = 0.02) -> dict:
+    """Reach rates and first-action angle histogram of one seed (``positions [T+1, N, 2]``, ``dones [T, N]``)."""
+    num_goals = 6
     angles = 2 * np.pi * np.arange(num_goals) / num_goals
-    dirs = np.stack([np.cos(angles), np.sin(angles)], axis=-1)  # [G, 2]
-    norms = np.linalg.norm(first_actions, axis=-1)
-    cos = first_actions @ dirs.T / np.maximum(norms[:, None], 1e-8)  # [N, G]
-    nearest = cos.argmax(-1)
+    goals = 5.0 * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    steps = positions.shape[0]
+    first_end = np.where(dones.any(0), dones.argmax(0) + 1, steps - 1)  # index of the episode's last position
+    alive = np.arange(steps)[:, None] <= first_end[None, :]  # [T+1, N]
+    dist = np.linalg.norm(positions[:, :, None, :] - goals[None, None], axis=-1)  # [T+1, N, G]
+    dist = np.where(alive[..., None], dist, np.inf)
+    reached = dist.min(0) < radius  # [N, G]
+    per_goal = reached.mean(0)
+    first = actions[0]
+    theta = np.arctan2(first[:, 1], first[:, 0])
+    offset = (theta - angles[:, None] + np.pi) % (2 * np.pi) - np.pi  # [G, N] angle to each goal direction
+    nearest = np.abs(offset).argmin(0)
     hist = np.bincount(nearest, minlength=num_goals) / len(nearest)
     p = hist[hist > 0]
-    strict = (norms >= 3.0) & (cos.max(-1) >= math.cos(math.pi / 6))
-    strict_hist = np.bincount(nearest[strict], minlength=num_goals)
-    goals = 5.0 * dirs
-    end_dist = np.linalg.norm(final_positions[:, None, :] - goals[None], axis=-1)  # [N, G]
     return {
-        "coverage": int((hist >= min_mass).sum()),
-        "goal_entropy": float(-(p * np.log(p)).sum() / np.log(num_goals)),
-        "strict_coverage": int((strict_hist >= min_mass * len(nearest)).sum()),
-        "on_axis_fraction": float((cos.max(-1) >= math.cos(math.pi / 12)).mean()),
-        "trajectory_coverage": int((end_dist.min(0) <= 1.5).sum()),
-        "histogram": hist.round(4).tolist(),
+        "reach_rate": float(reached.any(1).mean()),
+        "per_goal_reach": per_goal.round(4).tolist(),
+        "goals_reached": int((per_goal >= min_mass).sum()),
+        "angle_histogram": hist.round(4).tolist(),
+        "angle_entropy": float(-(p * np.log(p)).sum() / np.log(num_goals)),
+        "aim_fraction": float((np.abs(offset).min(0) <= math.pi / 12).mean()),
+        "first_action_norm_mean": float(np.linalg.norm(first, axis=-1).mean()),
     }
 
 
-def train(trainer, hp, num_seeds: int):
-    keys = jax.random.split(jax.random.key(0), num_seeds)
+def summarize(per_seed: list[dict]) -> dict:
+    keys = ("reach_rate", "goals_reached", "angle_entropy", "aim_fraction", "first_action_norm_mean")
+    return {k: mean_ci([m[k] for m in per_seed]) for k in keys}
+
+
+def run(name: str, args: argparse.Namespace, env: Any, params: Any) -> dict:
+    trainer, hp = build(name, args, env, params)
+    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
     start = time.perf_counter()
     compiled = jax.jit(jax.vmap(trainer.train, in_axes=(0, None))).lower(keys, hp).compile()
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    state, metrics = jax.block_until_ready(compiled(keys, hp))
-    return state, metrics, compile_s, time.perf_counter() - start
+    states, metrics = jax.block_until_ready(compiled(keys, hp))
+    run_s = time.perf_counter() - start
+    init = jax.vmap(trainer.init, in_axes=(0, None))(keys, hp)
+    trained = evaluate(trainer, env, params, states, args.trajectories, args.seed + 1)
+    untrained = evaluate(trainer, env, params, init, args.trajectories, args.seed + 1)
+    per_seed = [goal_metrics(*(x[s] for x in trained), args.reach_radius) for s in range(args.seeds)]
+    chance = [goal_metrics(*(x[s] for x in untrained), args.reach_radius) for s in range(args.seeds)]
+    returns = np.asarray(metrics["episode_return"], np.float64)
+    last = max(1, args.updates // 10)
+    env_steps = args.seeds * args.num_envs * 32 * args.updates
+    row = {
+        "trained": summarize(per_seed), "untrained": summarize(chance), "per_seed": per_seed, "untrained_per_seed": chance,
+        "final_train_return": mean_ci(np.nanmean(returns[:, -last:], axis=1)),
+        "curves": {k: np.round(np.nanmean(np.asarray(metrics[k], np.float64), 0), 5).tolist()
+                   for k in ("episode_return", "learning_rate", "approx_kl", "clip_fraction", "entropy", "policy_std",
+                             "residual_std") if k in metrics},
+        "return_curve_per_seed": np.round(returns, 4).tolist(),
+        "compile_s": round(compile_s, 1), "run_s": round(run_s, 1), "env_steps": env_steps,
+        "env_steps_per_s": round(env_steps / run_s, 1), "load_average_1min_after": machine()["load_average_1min"],
+    }
+    t = row["trained"]
+    print(f"{name:13s} reach {t['reach_rate']['mean']:.3f} ± {t['reach_rate']['ci95_half_width']:.3f} (untrained "
+          f"{row['untrained']['reach_rate']['mean']:.3f}); goals {t['goals_reached']['mean']:.1f}; aim "
+          f"{t['aim_fraction']['mean']:.3f}; angle entropy {t['angle_entropy']['mean']:.3f}; train return "
+          f"{row['final_train_return']['mean']:.2f}  [{env_steps / run_s:,.0f} env-steps/s, compile {compile_s:.0f} s]",
+          flush=True)
+    return {"row": row, "trained": [x[0] for x in trained]}
 
 
-def evaluate(trainer, env, params, state, num_seeds: int, num_traj: int):
-    def one(seed_state, key):
-        return multigoal.rollout(env, params, key, lambda k, obs: trainer.act(seed_state, obs, k), num_traj, 50)
+def draw(results: dict, params: Any, path: str) -> None:
+    from purejaxpo.envs.rendering import new_figure, save_figure
 
-    keys = jax.random.split(jax.random.key(1), num_seeds)
-    positions, dones, actions = jax.jit(jax.vmap(one))(state, keys)
-    return np.asarray(positions), np.asarray(dones), np.asarray(actions)
+    names = list(results)
+    fig, _ = new_figure(4.0 * len(names), 11.0)
+    fig.clear()
+    goals = np.asarray(multigoal.goal_positions(params))
+    for i, name in enumerate(names):
+        positions, dones, actions = results[name]["trained"]
+        ax = fig.add_subplot(3, len(names), i + 1)
+        ends = np.where(dones.any(0), dones.argmax(0) + 2, positions.shape[0])
+        for b in range(min(200, positions.shape[1])):
+            ax.plot(positions[: ends[b], b, 0], positions[: ends[b], b, 1], "-", linewidth=0.4, alpha=0.5, color=f"C{b % 10}")
+        ax.scatter(goals[:, 0], goals[:, 1], s=120, marker="*", color="k", zorder=3)
+        ax.set_xlim(-8, 8), ax.set_ylim(-8, 8), ax.set_aspect("equal")
+        reach = results[name]["row"]["trained"]["reach_rate"]["mean"]
+        ax.set_title(f"{name}: 200 of the paths from the origin\nreach rate {reach:.2f} (seed mean)", fontsize=8)
+        ax = fig.add_subplot(3, len(names), len(names) + i + 1)
+        hists = np.asarray([m["angle_histogram"] for m in results[name]["row"]["per_seed"]])
+        ax.bar(np.arange(6) * 60, hists.mean(0), width=40, yerr=hists.std(0), color="C0", alpha=0.7)
+        ax.axhline(1 / 6, color="grey", linestyle=":", label="chance 1/6")
+        ax.set_xticks(np.arange(6) * 60)
+        ax.set_xlabel("first-action direction bin (goal angle, °)")
+        ax.set_title(f"{name}: first-action angle histogram", fontsize=8)
+        ax.legend(fontsize=7)
+    ax = fig.add_subplot(3, 1, 3)
+    for j, name in enumerate(names):
+        curves = np.asarray(results[name]["row"]["return_curve_per_seed"], np.float64)
+        mean = np.nanmean(curves, 0)
+        half = 1.96 * np.nanstd(curves, 0) / np.sqrt(curves.shape[0])
+        x = (np.arange(curves.shape[1]) + 1) * results[name]["row"]["env_steps"] / (curves.shape[0] * curves.shape[1])
+        ax.plot(x, mean, color=f"C{j}", label=name)
+        ax.fill_between(x, mean - half, mean + half, color=f"C{j}", alpha=0.2)
+    ax.set_xlabel("env steps per seed")
+    ax.set_ylabel("training episode return")
+    ax.legend(fontsize=8)
+    save_figure(fig, path, dpi=70)
 
 
-def final_positions(positions: np.ndarray, dones: np.ndarray) -> np.ndarray:
-    """End of each trajectory's first episode: ``positions [T+1, N, 2]``, ``dones [T, N]`` → ``[N, 2]``."""
-    steps = np.where(dones.any(0), dones.argmax(0) + 1, positions.shape[0] - 1)
-    return positions[steps, np.arange(positions.shape[1])]
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--updates", type=int, default=60)
-    parser.add_argument("--num-envs", type=int, default=64)
-    parser.add_argument("--num-steps", type=int, default=32)
+    parser.add_argument("--algorithms", default="policyflow,gaussian_ppo,fpo")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--num-envs", type=int, default=256)
+    parser.add_argument("--updates", type=int, default=150)
     parser.add_argument("--flow-steps", type=int, default=10)
     parser.add_argument("--trajectories", type=int, default=1000)
-    parser.add_argument("--min-mass", type=float, default=0.02)
-    args = parser.parse_args()
-
+    parser.add_argument("--reach-radius", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="policyflow_multigoal")
+    args = parser.parse_args(argv)
+    names = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    bad = [a for a in names if a not in ("policyflow", "gaussian_ppo", "fpo")]
+    if bad:
+        parser.error(f"unknown algorithms {bad}")
     env, params = make_env("MultiGoal-v0")
-    total = args.num_envs * args.num_steps * args.updates
-    hidden = (64, 64)
-    flow_cfg = policyflow.PolicyFlowConfig(
-        num_envs=args.num_envs, num_steps=args.num_steps, total_timesteps=total, hidden_sizes=hidden,
-        critic_hidden_sizes=hidden, emb_dim=32, num_flow_steps=args.flow_steps,
-    )
-    flow_hp = policyflow.PolicyFlowHParams(lr=1e-3)
-    ppo_cfg = ppo.PPOConfig(
-        num_envs=args.num_envs, num_steps=args.num_steps, total_timesteps=total, update_epochs=5, num_minibatches=4,
-        hidden_sizes=hidden, anneal_lr=False, action_bounds="clip", init_log_std=0.0,
-    )
-    ppo_hp = ppo.PPOHParams(lr=1e-3, ent_coef=1e-3, vf_coef=1.0, max_grad_norm=1.0)
-    results = {"machine": machine(), "budget": {"env_steps_per_seed": total, "num_seeds": args.seeds,
-               "num_envs": args.num_envs, "num_steps": args.num_steps, "updates": args.updates,
-               "flow_steps": args.flow_steps, "hidden": hidden}, "algorithms": {}}
-    for name, trainer, hp in (
-        ("policyflow", policyflow.make_train(flow_cfg, env, params), flow_hp),
-        ("ppo", ppo.make_train(ppo_cfg, env, params), ppo_hp),
-    ):
-        state, metrics, compile_s, run_s = train(trainer, hp, args.seeds)
-        positions, dones, actions = evaluate(trainer, env, params, state, args.seeds, args.trajectories)
-        returns = np.asarray(metrics["episode_return"])
-        last = max(1, args.updates // 10)
-        per_seed = []
-        for s in range(args.seeds):
-            m = goal_metrics(actions[s, 0], final_positions(positions[s], dones[s]), 6, args.min_mass)
-            m["final_return"] = float(np.nanmean(returns[s, -last:]))
-            per_seed.append(m)
-        summary = {
-            key: [float(np.mean([m[key] for m in per_seed])), float(np.std([m[key] for m in per_seed]))]
-            for key in ("coverage", "goal_entropy", "strict_coverage", "on_axis_fraction", "trajectory_coverage", "final_return")
-        }
-        results["algorithms"][name] = {
-            "compile_s": round(compile_s, 2), "run_s": round(run_s, 2),
-            "s_per_env_step": run_s / (total * args.seeds), "summary_mean_std": summary, "per_seed": per_seed,
-        }
-        multigoal.render(
-            positions[0][:, :200], RESULTS / f"policyflow_multigoal_{name}.png", dones=dones[0][:, :200],
-            params=params, first_actions=actions[0, 0], title=f"{name}, seed 0 (200 of {args.trajectories} paths)",
-        )
-        print(name, f"compile {compile_s:.1f}s run {run_s:.1f}s", summary, flush=True)
-    algos = results["algorithms"]
-    results["policyflow_cost_per_step_vs_ppo"] = algos["policyflow"]["s_per_env_step"] / algos["ppo"]["s_per_env_step"]
-    print("cost ratio", results["policyflow_cost_per_step_vs_ppo"])
-    print(write_json("policyflow_multigoal.json", results))
+    start = time.perf_counter()
+    per_seed_steps = args.num_envs * 32 * args.updates
+    payload = {"benchmark": "policyflow_multigoal", "settings": vars(args), "machine": machine(),
+               "budget": {"env_steps_per_seed": per_seed_steps,
+                          **{f"fraction_of_{k}": round(per_seed_steps / v, 5) for k, v in REFERENCE_STEPS.items()}},
+               "algorithms": {}}
+    results = {}
+    for name in names:
+        results[name] = run(name, args, env, params)
+        payload["algorithms"][name] = results[name]["row"]
+        rates = {n: [m["reach_rate"] for m in r["row"]["per_seed"]] for n, r in results.items()}
+        aims = {n: [m["aim_fraction"] for m in r["row"]["per_seed"]] for n, r in results.items()}
+        if "gaussian_ppo" in rates:
+            payload["welch_vs_gaussian_ppo"] = {n: {"reach_rate": welch(rates[n], rates["gaussian_ppo"]),
+                                                    "aim_fraction": welch(aims[n], aims["gaussian_ppo"])}
+                                                for n in rates if n != "gaussian_ppo"}
+        payload["total_wall_s"] = round(time.perf_counter() - start, 1)
+        write_json(f"{args.out}.json", payload)  # after every finished algorithm
+    out_png = f"{args.out}.png" if "/" in args.out else str(RESULTS / f"{args.out}.png")
+    draw(results, params, out_png)
+    print(f"wrote {args.out}.json / .png ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -1,202 +1,278 @@
-"""SubPO (M and NM) vs the modular SRL baseline on the coverage and GP-entropy grid worlds (SubRL, ICLR 2024).
+"""SubPO (M, NM) vs the modular SRL baseline on the SubRL paper's grid worlds, at the paper's scale (ICLR 2024).
 
-    python -m benchmarks.subpo_coverage               # writes benchmarks/results/subpo_coverage{.json,_maps.png,_curves.png}
+    python -m benchmarks.subpo_coverage            # all worlds, 10 runs each: results/subpo_coverage{.json,_curves.png,_maps.png}
 
-For each world, every agent trains ``--seeds`` seeds in one vmapped, jitted call; afterwards each seed's policy
-is evaluated on ``--eval-episodes`` sampled trajectories and on its mode (most likely action). ``F(τ)`` is
-reported raw and normalized by the best ``F`` a greedy planner that knows the map finds
-(:func:`purejaxpo.algorithms.planning.greedy_oracle`, best over lookaheads 1..3), next to a uniform random policy.
+Protocol of the reference code (github.com/manish-pra/non-additive-RL @ ef8ea29, ``main.py`` and
+``params/<world>/subrl_{M,NM,SRL}.yaml``): every trajectory starts at cell 34; each update ("epoch") samples 500
+trajectories of H states and takes one Adam step on all of them with the grid-code estimator
+(``L = −mean[log π(a_h|x_h) · F(τ_{0:h+1}) / MAX_Ret]``, ``MAX_Ret = 2(H+1)``, no baseline, no entropy bonus).
 
-Worlds (defaults; the paper's are 30×30 with 500 trajectories × 140–150 epochs, cut here to fit a few CPU
-minutes): ``coverage`` = ``Coverage-v0`` with GP weights (the paper's "GP" config: H = 40, 2×2 discs) and
-``entropy`` = ``InformativePath-v0`` (GP log-det information, H = 40), both ``--size``×``--size`` from cell 34.
-The paper's claim: SubPO beats modular RL and approaches the greedy constant-factor guarantee.
+| world | grid | H | weights / objective | updates | Adam lr | runs |
+|---|---|---|---|---|---|---|
+| coverage | 30×30 | 80 | constant, 2×2 disc | 50 | 0.01 | seeds |
+| bimodal | 30×30 | 40 | bimodal, 2×2 disc | 140 | 0.001 | seeds |
+| gp | 30×30 | 40 | released GP weights env_k | 140 | 0.001 | instances |
+| entropy | 30×30 | 40 | GP log-det, fitted to released env_k | 150 | 0.001 | instances |
+| steiner | 7×15 | 40 | released Steiner items env_k | 150 | 0.005 | instances |
+
+Per world, every agent trains ``--runs`` runs (instances 0..R−1 with one seed each, or R seeds on the
+deterministic worlds) in one jitted call. Reported per run: the reference's own log (mean / max / min of ``F``
+over the 500 trajectories sampled in each update, and SRL's modular objective), then ``F`` of 500 fresh
+trajectories of the final policy (mean / max / min) and of its mode, next to a uniform random policy and a greedy
+planner that knows the map (best of lookaheads 1–3). Across runs: mean ± 95% CI and Welch t-tests.
+
+Agents: ``M``/``NM``/``SRL`` with the grid-code estimator (the paper's, the headline), and the same three with our
+actor-critic estimator (GAE(1, 1) on the marginal gains, normalized advantages) at the same lr and budget.
+Deviations from the reference, all ours: the policy sees normalized ``[row, col, h]`` (the reference feeds the raw
+``[cell index, h]``), NM sees that plus the ordered visited cells ``/ (N−1)`` padded with −1 (the reference: the
+raw indices padded with −1; ``obs_mode="history"``),
+orthogonal init (PyTorch default there); no gradient clipping as there (``max_grad_norm = 1e9``).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import RESULTS, machine, write_json
-from purejaxpo.envs.submodular_worlds import make_coverage, make_informative_path
+from benchmarks.common import machine, write_json
+from benchmarks.stats import mean_ci, welch
 from purejaxpo.algorithms import subpo
 from purejaxpo.envs import submodular_planning as planning
+from purejaxpo.envs.submodular_worlds import make_coverage, make_informative_path, make_steiner_covering
 
+
+@dataclass(frozen=True)
+class World:
+    factory: Callable[..., Any]
+    kwargs: dict[str, Any]
+    lr: float
+    updates: int
+    instances: bool  # runs are the released instances (else seeds of one deterministic world)
+    size: tuple[int, int] = (30, 30)
+    curve_keys: tuple[str, ...] = field(default=("episode_objective", "episode_objective_max", "episode_objective_min",
+                                                 "episode_modular_objective", "entropy"))
+
+
+WORLDS = {
+    "coverage": World(make_coverage, dict(weights="constant", horizon=80), 0.01, 50, False),
+    "bimodal": World(make_coverage, dict(weights="bimodal", horizon=40), 1e-3, 140, False),
+    "gp": World(make_coverage, dict(weights="gp", horizon=40), 1e-3, 140, True),
+    "entropy": World(make_informative_path, dict(horizon=40), 1e-3, 150, True),
+    "steiner": World(make_steiner_covering, dict(horizon=40), 5e-3, 150, True, size=(7, 15)),
+}
 AGENTS = {  # label -> (agent, estimator)
-    "SubPO-M": ("M", "actor_critic"),
-    "SubPO-NM": ("NM", "actor_critic"),
-    "SRL": ("SRL", "actor_critic"),
-    "SubPO-M (grid-code estimator)": ("M", "greedy_prefix"),
-    "SubPO-NM (grid-code estimator)": ("NM", "greedy_prefix"),
-    "SRL (grid-code estimator)": ("SRL", "greedy_prefix"),
+    "M": ("M", "greedy_prefix"),
+    "NM": ("NM", "greedy_prefix"),
+    "SRL": ("SRL", "greedy_prefix"),
+    "M (actor-critic)": ("M", "actor_critic"),
+    "NM (actor-critic)": ("NM", "actor_critic"),
+    "SRL (actor-critic)": ("SRL", "actor_critic"),
 }
 
 
-def make_world(name: str, size: int, horizon: int) -> tuple[Any, Any]:
-    if name == "coverage":
-        return make_coverage(nrows=size, ncols=size, horizon=horizon, weights="gp", start_cell=34)
-    if name == "entropy":
-        return make_informative_path(nrows=size, ncols=size, horizon=horizon, start_cell=34)
-    raise ValueError(f"unknown world {name!r}")
+def world_runs(world: World, runs: int, obs_mode: str = "position") -> tuple[Any, list[Any]]:
+    """The env and one env-params per run (instance k, or the one deterministic world repeated)."""
+    made = [world.factory(**world.kwargs, obs_mode=obs_mode, **({"instance": k} if world.instances else {}))
+            for k in range(runs)]
+    return made[0][0], [p for _, p in made]
 
 
-def run_agent(label: str, env: Any, params: Any, args: argparse.Namespace, oracle: float,
-              random_f: float) -> tuple[dict, Any]:
-    """Train, evaluate and time one agent over all seeds; ``gap_closed = (F − F_random)/(F_oracle − F_random)``."""
+def stack(trees: list[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def summarize(values: np.ndarray) -> dict[str, Any]:
+    """``values [R, E]`` (runs × trajectories): per-run mean / max / min and their mean ± CI over runs."""
+    return {"mean": mean_ci(values.mean(1)), "max": mean_ci(values.max(1)), "min": mean_ci(values.min(1))}
+
+
+def reference_points(env: Any, params: list[Any], episodes: int, seed: int) -> dict[str, Any]:
+    """Uniform random policy (``episodes`` trajectories per run) and the greedy oracle, per run."""
+    stacked = stack(params)
+    steps = params[0].horizon - 1
+    keys = jax.random.split(jax.random.key(seed + 7), len(params))
+    random_f = jax.jit(jax.vmap(lambda p, k: planning.episode_rollout(env, p, planning.random_policy(5), k, episodes,
+                                                                      steps)[0]))(stacked, keys)
+    oracle = {}
+    for lookahead in (1, 2, 3):
+        values, cells = jax.vmap(lambda p: planning.greedy_oracle(env, p, lookahead))(stacked)
+        oracle[lookahead] = (np.asarray(values), np.asarray(cells))
+    best = np.max(np.stack([oracle[L][0] for L in oracle]), axis=0)
+    pick = np.argmax(np.stack([oracle[L][0] for L in oracle]), axis=0)
+    best_cells = np.stack([oracle[pick[r] + 1][1][r] for r in range(len(params))])
+    return {"random": np.asarray(random_f), "oracle": best, "oracle_cells": best_cells,
+            "oracle_by_lookahead": {L: oracle[L][0].tolist() for L in oracle}}
+
+
+def train_agent(label: str, world: World, args: argparse.Namespace) -> dict[str, Any]:
+    """Train and evaluate one agent on every run of a world (one compiled program, ``lax.map`` over runs)."""
     agent, estimator = AGENTS[label]
-    steps = params.horizon - 1
+    env, params = world_runs(world, args.runs, "history" if agent == "NM" else "position")
+    horizon = params[0].horizon
+    steps = horizon - 1
+    updates = args.updates or world.updates
     config = subpo.SubPOConfig(agent=agent, estimator=estimator, num_envs=args.num_envs, num_steps=steps,
-                               total_timesteps=args.num_envs * steps * args.updates)
-    trainer = subpo.make_train(config, env, params)
-    hp = subpo.SubPOHParams(lr=args.lr)
-    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
+                               total_timesteps=args.num_envs * steps * updates, hidden_sizes=(64, 32))
+    hp = subpo.SubPOHParams(lr=world.lr, max_grad_norm=1e9, objective_scale=1.0 / (2 * (horizon + 1)))
+    keys = jax.random.split(jax.random.key(args.seed), len(params))
+
+    def one(inputs: tuple[Any, jax.Array]) -> tuple[dict[str, jax.Array], jax.Array, jax.Array, jax.Array]:
+        env_params, key = inputs
+        trainer = subpo.make_train(config, env, env_params)
+        train_key, eval_key = jax.random.split(key)
+        state, metrics = trainer.train(train_key, hp)
+        sampled = planning.trained_policy(trainer, state, False)
+        f_eval, cells = planning.episode_rollout(trainer.env, env_params, sampled, eval_key, args.eval_episodes, steps)
+        f_mode, _ = planning.episode_rollout(trainer.env, env_params, planning.trained_policy(trainer, state, True),
+                                             eval_key, 1, steps)
+        curves = {k: metrics[k] for k in world.curve_keys if k in metrics}
+        return curves, f_eval, f_mode[0], cells[:, :4].T
+
     start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(trainer.train, in_axes=(0, None))).lower(keys, hp).compile()
+    run = jax.jit(lambda p, k: jax.lax.map(one, (p, k), batch_size=args.runs_per_batch))
+    compiled = run.lower(stack(params), keys).compile()
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    states, metrics = compiled(keys, hp)
-    objective = np.asarray(jax.block_until_ready(metrics["episode_objective"]))  # [S, U]
+    curves, f_eval, f_mode, cells = jax.block_until_ready(compiled(stack(params), keys))
     run_s = time.perf_counter() - start
-
-    def evaluate(state: Any, key: jax.Array, deterministic: bool) -> tuple[jax.Array, jax.Array]:
-        policy = planning.trained_policy(trainer, state, deterministic)
-        num = 1 if deterministic else args.eval_episodes
-        return planning.episode_rollout(trainer.env, params, policy, key, num, steps)
-
-    eval_keys = jax.random.split(jax.random.key(args.seed + 1), args.seeds)
-    sampled, cells = jax.jit(jax.vmap(lambda s, k: evaluate(s, k, False)))(states, eval_keys)  # [S, E], [S, H, E]
-    mode, _ = jax.jit(jax.vmap(lambda s, k: evaluate(s, k, True)))(states, eval_keys)  # [S, 1]
-    sampled, mode = np.asarray(sampled).mean(-1), np.asarray(mode)[:, 0]
-    env_steps = config.num_updates * config.batch_size * args.seeds
+    f_eval = np.asarray(f_eval)  # [R, E]
+    env_steps = len(params) * config.num_updates * config.batch_size
     row = {
-        "agent": agent, "estimator": estimator,
-        "F_sampled_mean": float(sampled.mean()), "F_sampled_std": float(sampled.std()),
-        "F_mode_mean": float(mode.mean()), "F_mode_std": float(mode.std()),
-        "normalized_sampled_mean": float(sampled.mean() / oracle), "normalized_sampled_std": float(sampled.std() / oracle),
-        "normalized_mode_mean": float(mode.mean() / oracle),
-        "gap_closed_sampled_mean": float((sampled.mean() - random_f) / (oracle - random_f)),
-        "F_sampled_per_seed": np.round(sampled, 3).tolist(), "F_mode_per_seed": np.round(mode, 3).tolist(),
-        "curve_normalized_mean": np.round(np.nanmean(objective, 0) / oracle, 4).tolist(),
-        "curve_normalized_std": np.round(np.nanstd(objective, 0) / oracle, 4).tolist(),
-        "nonfinite_steps": float(np.asarray(metrics["nonfinite_steps"]).sum()),
-        "env_steps": env_steps, "compile_s": round(compile_s, 2), "run_s": round(run_s, 2),
-        "env_steps_per_s": round(env_steps / run_s, 1),
+        "agent": agent, "estimator": estimator, "updates": config.num_updates, "trajectories_per_update": config.num_envs,
+        "final_eval": summarize(f_eval), "final_mode_F": mean_ci(np.asarray(f_mode)),
+        "last_update_batch_F": {"mean": mean_ci(np.asarray(curves["episode_objective"])[:, -1]),
+                                "max": mean_ci(np.asarray(curves["episode_objective_max"])[:, -1]),
+                                "min": mean_ci(np.asarray(curves["episode_objective_min"])[:, -1])},
+        "last_update_modular_objective": mean_ci(np.asarray(curves["episode_modular_objective"])[:, -1]),
+        # per run only the headline curve (the plot's); the others as means over runs (keeps the JSON small)
+        "curves_per_run": {"episode_objective": np.round(np.asarray(curves["episode_objective"], np.float64), 2).tolist()},
+        "curves_mean": {k: np.round(np.asarray(v, np.float64).mean(0), 3).tolist() for k, v in curves.items()},
+        "eval_F_mean_per_run": np.round(f_eval.mean(1), 3).tolist(),
+        "env_steps": env_steps, "compile_s": round(compile_s, 1), "run_s": round(run_s, 1),
+        "env_steps_per_s": round(env_steps / run_s, 1), "load_average_1min_after": machine()["load_average_1min"],
     }
-    print(f"  {label:32s} F sampled {row['F_sampled_mean']:8.2f} ± {row['F_sampled_std']:6.2f}  mode "
-          f"{row['F_mode_mean']:8.2f}  normalized {row['normalized_sampled_mean']:.3f}  "
-          f"gap closed {row['gap_closed_sampled_mean']:.3f}  "
-          f"({row['env_steps_per_s']:,.0f} env-steps/s, compile {compile_s:.1f} s)", flush=True)
-    return row, np.asarray(cells[0]).T  # seed 0's sampled paths [E, H]
+    final = row["final_eval"]
+    print(f"  {label:20s} F {final['mean']['mean']:8.2f} ± {final['mean']['ci95_half_width']:6.2f} (max {final['max']['mean']:.1f}, "
+          f"min {final['min']['mean']:.1f}); mode {row['final_mode_F']['mean']:.1f}; modular "
+          f"{row['last_update_modular_objective']['mean']:.1f}  [{env_steps / run_s:,.0f} env-steps/s, compile "
+          f"{compile_s:.0f} s, run {run_s:.0f} s]", flush=True)
+    return {"row": row, "paths": np.asarray(cells[0]), "eval_means": f_eval.mean(1)}
 
 
-def draw_maps(worlds: dict[str, dict], path: str) -> None:
-    """One row per world: the oracle's path, then a few sampled paths of each agent's seed 0, on the value map."""
+def draw(worlds: dict[str, dict], path_curves: str, path_maps: str) -> None:
     from purejaxpo.envs.rendering import new_figure, save_figure
 
-    labels = ["greedy oracle"] + list(next(iter(worlds.values()))["paths"])
-    ncols, nrows = len(labels), len(worlds)
-    fig, _ = new_figure(3.0 * ncols, 3.1 * nrows)
+    fig, _ = new_figure(4.2 * len(worlds), 3.4)
     fig.clear()
-    for r, (name, world) in enumerate(worlds.items()):
-        value_map = world["value_map"]
-        size = value_map.shape[1]
+    for i, (name, w) in enumerate(worlds.items()):
+        ax = fig.add_subplot(1, len(worlds), i + 1)
+        for j, (label, out) in enumerate(w["agents"].items()):
+            curve = np.asarray(out["row"]["curves_per_run"]["episode_objective"], np.float64)  # [R, U]
+            mean = np.nanmean(curve, 0)
+            half = 1.96 * np.nanstd(curve, 0) / np.sqrt(curve.shape[0])
+            x = np.arange(1, curve.shape[1] + 1)
+            style = "-" if "actor" not in label else "--"
+            ax.plot(x, mean, style, color=f"C{j % 3}", label=label)
+            ax.fill_between(x, mean - half, mean + half, color=f"C{j % 3}", alpha=0.15)
+        ax.axhline(float(np.mean(w["ref"]["random"])), color="grey", linestyle=":", label="uniform random")
+        ax.axhline(float(np.mean(w["ref"]["oracle"])), color="black", linestyle="-.", linewidth=0.8, label="greedy oracle")
+        ax.set_xlabel("update (500 trajectories each)")
+        ax.set_ylabel("F(τ) of the update's trajectories")
+        ax.set_title(f"{name} ({w['runs_kind']})", fontsize=9)
+        if i == 0:
+            ax.legend(fontsize=6)
+    save_figure(fig, path_curves, dpi=80)
+
+    labels = ["greedy oracle"] + [label for label in AGENTS if any(label in w["agents"] for w in worlds.values())]
+    fig, _ = new_figure(2.4 * len(labels), 2.5 * len(worlds))
+    fig.clear()
+    for r, (name, w) in enumerate(worlds.items()):
+        nrows, ncols = w["size"]
         for c, label in enumerate(labels):
-            ax = fig.add_subplot(nrows, ncols, r * ncols + c + 1)
-            ax.imshow(value_map, cmap="viridis", origin="upper")
-            paths = world["oracle_cells"][None] if c == 0 else world["paths"][label][:4]
+            ax = fig.add_subplot(len(worlds), len(labels), r * len(labels) + c + 1)
+            ax.imshow(w["value_map"].reshape(nrows, ncols), cmap="viridis", origin="upper")
+            paths = w["ref"]["oracle_cells"][:1] if c == 0 else w["agents"].get(label, {}).get("paths", np.zeros((0, 1)))
             for b, cells in enumerate(paths):
-                rows, cols = np.divmod(np.asarray(cells), size)
-                ax.plot(cols, rows, "-", color=f"C{(b + 1) % 10}", linewidth=1.2)
-                ax.plot(cols[:1], rows[:1], "o", color="red", markersize=4)
-            score = world["oracle"] if c == 0 else world["rows"][label]["F_sampled_mean"]
-            ax.set_title(f"{name}: {label}\nF = {score:.1f}", fontsize=8)
+                rows, cols = np.divmod(np.asarray(cells), ncols)
+                ax.plot(cols, rows, "-", color=f"C{(b + 1) % 10}", linewidth=1.0)
+                ax.plot(cols[:1], rows[:1], "o", color="red", markersize=3)
+            ax.set_title(f"{name}: {label}", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-    save_figure(fig, path, dpi=80)
+    save_figure(fig, path_maps, dpi=70)
 
 
-def draw_curves(worlds: dict[str, dict], updates_steps: np.ndarray, path: str) -> None:
-    from purejaxpo.envs.rendering import new_figure, save_figure
-
-    fig, _ = new_figure(5.0 * len(worlds), 3.6)
-    fig.clear()
-    for i, (name, world) in enumerate(worlds.items()):
-        ax = fig.add_subplot(1, len(worlds), i + 1)
-        for label, row in world["rows"].items():
-            mean, std = np.asarray(row["curve_normalized_mean"]), np.asarray(row["curve_normalized_std"])
-            ax.plot(updates_steps, mean, label=label)
-            ax.fill_between(updates_steps, mean - std, mean + std, alpha=0.2)
-        ax.axhline(world["random"] / world["oracle"], color="grey", linestyle=":", label="uniform random")
-        ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="greedy oracle")
-        ax.set_xlabel("env steps per seed")
-        ax.set_ylabel("F(τ) / F(greedy oracle)")
-        ax.set_title(name)
-        ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=80)
+def payload_of(args: argparse.Namespace, worlds: dict[str, dict], start: float) -> dict[str, Any]:
+    out = {"benchmark": "subpo_coverage", "settings": vars(args), "machine": machine(),
+           "total_wall_s": round(time.perf_counter() - start, 1), "worlds": {}}
+    for name, w in worlds.items():
+        rows = {label: a["row"] for label, a in w["agents"].items()}
+        means = {label: a["eval_means"] for label, a in w["agents"].items()}
+        tests = {f"{x} vs {y}": welch(means[x], means[y]) for x, y in
+                 [("M", "SRL"), ("NM", "SRL"), ("NM", "M"), ("M", "M (actor-critic)"), ("NM", "NM (actor-critic)")]
+                 if x in means and y in means}
+        out["worlds"][name] = {
+            "runs": w["runs_kind"], "lr": w["lr"], "horizon": w["horizon"],
+            "random": summarize(w["ref"]["random"]), "greedy_oracle_F": mean_ci(w["ref"]["oracle"]),
+            "greedy_oracle_by_lookahead": w["ref"]["oracle_by_lookahead"],
+            "agents": rows, "welch_final_eval_mean_F": tests,
+        }
+    return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worlds", default="coverage,entropy")
-    parser.add_argument("--agents", default="SubPO-M,SubPO-NM,SRL", help=f"comma list of {list(AGENTS)}")
-    parser.add_argument("--size", type=int, default=20)
-    parser.add_argument("--horizon", type=int, default=40)
-    parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--num-envs", type=int, default=64)
-    parser.add_argument("--updates", type=int, default=200)
-    parser.add_argument("--lr", type=float, default=subpo.SubPOHParams().lr)
-    parser.add_argument("--eval-episodes", type=int, default=128)
+    parser.add_argument("--worlds", default=",".join(WORLDS))
+    parser.add_argument("--agents", default=",".join(AGENTS), help=f"comma list of {list(AGENTS)}")
+    parser.add_argument("--runs", type=int, default=10, help="instances (or seeds) per world")
+    parser.add_argument("--runs-per-batch", type=int, default=5, help="runs vmapped together (memory)")
+    parser.add_argument("--num-envs", type=int, default=500, help="trajectories per update (the paper: 500)")
+    parser.add_argument("--updates", type=int, default=0, help="0 = the reference config's epochs per world")
+    parser.add_argument("--eval-episodes", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="subpo_coverage")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     labels = [a.strip() for a in args.agents.split(",") if a.strip()]
-    unknown = [a for a in labels if a not in AGENTS]
-    if unknown:
-        parser.error(f"unknown agents {unknown}; choose from {list(AGENTS)}")
-    total_start = time.perf_counter()
+    names = [w.strip() for w in args.worlds.split(",") if w.strip()]
+    bad = [a for a in labels if a not in AGENTS] + [w for w in names if w not in WORLDS]
+    if bad:
+        parser.error(f"unknown agents/worlds {bad}; agents {list(AGENTS)}, worlds {list(WORLDS)}")
+    if args.runs < 1 or args.runs > 10 or args.runs % args.runs_per_batch and args.runs > args.runs_per_batch:
+        parser.error("--runs must be 1..10 (10 released instances) and a multiple of --runs-per-batch")
+    args.runs_per_batch = min(args.runs_per_batch, args.runs)
+    start = time.perf_counter()
     worlds: dict[str, dict] = {}
-    for name in (w.strip() for w in args.worlds.split(",") if w.strip()):
-        env, params = make_world(name, args.size, args.horizon)
-        oracles = {L: float(planning.greedy_oracle(env, params, L)[0]) for L in (1, 2, 3)}
-        best = max(oracles, key=oracles.get)
-        oracle_cells = np.asarray(planning.greedy_oracle(env, params, best)[1])
-        random_f, _ = planning.episode_rollout(env, params, planning.random_policy(5), jax.random.key(0), 1024,
-                                            params.horizon - 1)
-        world = {"oracle": oracles[best], "oracle_by_lookahead": oracles, "random": float(jnp.mean(random_f)),
-                 "value_map": env.objective.value_map(params.data).reshape(args.size, args.size),
-                 "oracle_cells": oracle_cells, "rows": {}, "paths": {}}
-        print(f"{name}: greedy oracle F = {world['oracle']:.2f} (by lookahead {oracles}), uniform random "
-              f"F = {world['random']:.2f} ({world['random'] / world['oracle']:.3f})", flush=True)
-        for label in labels:
-            world["rows"][label], world["paths"][label] = run_agent(label, env, params, args, world["oracle"],
-                                                                   world["random"])
-        worlds[name] = world
+    for name in names:
+        world = WORLDS[name]
+        env, params = world_runs(world, args.runs)
+        ref = reference_points(env, params, args.eval_episodes, args.seed)
+        kind = f"{args.runs} released instances" if world.instances else f"{args.runs} seeds"
+        print(f"{name} ({kind}): random F {ref['random'].mean():.2f}, greedy oracle F {ref['oracle'].mean():.2f}", flush=True)
+        worlds[name] = {"agents": {}, "ref": ref, "runs_kind": kind, "lr": world.lr, "horizon": params[0].horizon,
+                        "size": world.size, "value_map": env.objective.value_map(params[0].data)}
+    curves, maps = (f"{args.out}_curves.png", f"{args.out}_maps.png") if "/" in args.out else (
+        str(_results(f"{args.out}_curves.png")), str(_results(f"{args.out}_maps.png")))
+    for label in labels:  # agent-major: a stopped run keeps whole agents on every world
+        for name in names:
+            print(f"{name}:", end="", flush=True)
+            worlds[name]["agents"][label] = train_agent(label, WORLDS[name], args)
+            write_json(f"{args.out}.json", payload_of(args, worlds, start))  # after every finished configuration
+        draw(worlds, curves, maps)
+    path = write_json(f"{args.out}.json", payload_of(args, worlds, start))
+    print(f"wrote {path} ({time.perf_counter() - start:.0f} s)")
+
+
+def _results(name: str) -> Any:
+    from benchmarks.common import RESULTS
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    steps = (np.arange(args.updates) + 1) * args.num_envs * (args.horizon - 1)
-    draw_maps(worlds, str(RESULTS / f"{args.out}_maps.png"))
-    draw_curves(worlds, steps, str(RESULTS / f"{args.out}_curves.png"))
-    hp = subpo.SubPOHParams()
-    payload = {
-        "benchmark": "subpo_coverage",
-        "settings": {k: v for k, v in vars(args).items()},
-        "hparams": {**{f.name: float(getattr(hp, f.name)) for f in dataclasses.fields(hp)}, "lr": args.lr},
-        "machine": machine(),
-        "total_wall_s": round(time.perf_counter() - total_start, 1),
-        "worlds": {
-            name: {"greedy_oracle_F": w["oracle"], "greedy_oracle_F_by_lookahead": w["oracle_by_lookahead"],
-                   "random_F": w["random"], "random_normalized": w["random"] / w["oracle"], "agents": w["rows"]}
-            for name, w in worlds.items()
-        },
-    }
-    path = write_json(f"{args.out}.json", payload)
-    print(f"wrote {path} ({payload['total_wall_s']} s)")
+    return RESULTS / name
 
 
 if __name__ == "__main__":

@@ -19,27 +19,30 @@ The state keeps the visited set ``τ`` and a summary of it; each step reports
 - ``info["modular_objective"]`` the running modular value ``Σ_{j≤t} m(s_j)`` of the trajectory with
   multiplicity, ``s_0`` included (the SRL baseline's "F", used by SubPO's greedy-prefix estimator).
 
-Objectives (:mod:`purejaxpo.envs.set_functions` holds the set functions):
+Objectives (:mod:`purejaxpo.envs.set_functions` holds the set functions; units and instances from
+:mod:`purejaxpo.envs.subrl_instances`):
 
 - ``Coverage-v0``: weighted coverage ``F(τ) = Σ_{n ∈ ∪ D(s)} w(n)`` with the 2×2 ("small") or 3×3 ("large")
-  disc ``D(s)`` [C]; weights ``constant`` [C], ``bimodal`` [C], ``linear`` [C] or ``gp`` (a GP sample; our
-  substitute for the GP/gorilla data files, which could not be shipped [P]). Modular reward ``Σ_{n∈D(s')} w(n)``.
-- ``InformativePath-v0``: ``F(τ) = ½ log det(K_ττ + 10⁻⁶ I) + 9.965784·|τ|`` with ``K`` a GP posterior
-  covariance (Matérn-5/2, lengthscale 1 cell, conditioned on 5 random points with noise 10⁻³) [C up to the units,
-  see below]. Modular reward ``½ log₂(K_ss + 10⁻⁶) + 9.965784`` [C].
-- ``SteinerCovering-v0``: ``F(τ) = Σ_k min(|G_k ∩ τ|, d_k)`` with 6 item types on a 7×15 grid [C];
-  modular reward 1 per visit to an item cell [C].
+  disc ``D(s)`` [C]; weights ``constant`` [C], ``bimodal`` [C], ``linear`` [C] or ``gp`` (``instance = k``: the
+  released ``environments/GP/env_k`` weights [C]; otherwise a new map drawn as the reference draws them, in its
+  units [C]). Modular reward ``Σ_{n∈D(s')} w(n)`` [C].
+- ``InformativePath-v0``: ``F(τ) = ½ ln det(K_ττ + 10⁻⁶ I) + 9.965784·|τ|`` with ``K`` the Matérn-5/2 GP
+  posterior covariance in the reference's units (lengthscale 1 = 10 cells, outputscale ln 2) given 5 conditioning
+  points (``instance = k``: fitted to the released ``environments/entropy/env_k``; otherwise uniform on
+  ``[0, 10]²``) [C]. With ``count_revisits`` (default, as ``ret_entropy`` [C]) ``τ`` is the trajectory *with
+  repeats*: a revisit still gains ``½ ln((n+1)/n · 10⁻⁶) + 9.966 ≈ +3.1…3.4`` (n = earlier visits); without it
+  ``τ`` is the visited set (revisits gain 0) [P]. Modular reward ``½ log₂(K_ss + 10⁻⁶) + 9.965784`` [C].
+- ``SteinerCovering-v0``: ``F(τ) = Σ_k min(|G_k ∩ τ|, d_k)`` over the visited *set*, 6 item types on a 7×15
+  grid with disjoint cells (``instance = k``: the released item cells; otherwise one random permutation sliced
+  per type, as ``generate_Gi_Di``) [C]; modular reward 1 per visit to an item cell [C].
 - ``FacilityLocation-v0`` [P, not in SubRL; the DESIGN asks for it]: ``F(τ) = Σ_m w(m) max_{s∈τ} S(m, s)`` with
   ``S(m, s) = exp(−‖m − s‖²/(2ℓ²))`` over cell coordinates (ℓ = 2 cells); modular reward ``Σ_m w(m) S(m, s')``.
 
-[P] our reading: ``τ`` is a **set** (revisits add nothing). SubRL's entropy code evaluates the log-det on the
-trajectory with repeats, which makes a revisit worth ≈ +3.4; we keep the set form, the set function the paper's
-framework assumes. The GP instance files are not shipped (unseeded GPyTorch draws); instances here are generated
-from ``seed``: kernel lengths are in grid cells (the code's coordinate units could not be read), the 5 conditioning
-points are uniform in the grid's bounding box, Steiner item cells are uniform per type, and a GP weight map is
-shifted up by 3 (or to a minimum of 0 when it dips below −3; the code adds its negative minimum). Observation (``obs_mode``): ``"position"`` (default
-[P]) ``[row/(nrows−1), col/(ncols−1), t/(H−1)]``; ``"raw"`` the code's ``[cell index, t]`` [C]; ``"visited"``
-the position features plus the visited mask ``[N]`` (a sufficient statistic for a history-dependent policy) [P].
+Observation (``obs_mode``): ``"position"`` (default [P]) ``[row/(nrows−1), col/(ncols−1), t/(H−1)]``; ``"raw"``
+the code's ``[cell index, t]`` [C]; ``"visited"`` the position features plus the visited mask ``[N]`` (a
+sufficient statistic for a history-dependent policy) [P]; ``"history"`` the position features plus the ordered
+list of the cells visited so far, ``[s_0, …, s_t]/(N−1)`` padded with −1 to length ``H`` (the reference NM agent's
+input, ``append_state``: the raw indices padded with −1 [C], normalized here [P]).
 """
 
 from __future__ import annotations
@@ -54,11 +57,12 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 from purejaxpo.envs import set_functions as sm
+from purejaxpo.envs import subrl_instances as inst
 
 NUM_ACTIONS = 5
 # (d_row, d_col) for stay, col+1, row+1, col−1, row−1.
 _MOVES = np.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]], np.int64)
-OBS_MODES = ("position", "raw", "visited")
+OBS_MODES = ("position", "raw", "visited", "history")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -117,9 +121,15 @@ class Coverage:
 
 
 class Information:
-    """GP log-det information. Running summary: a :class:`~purejaxpo.envs.set_functions.LogDetCache`."""
+    """GP log-det information. Running summary: a :class:`~purejaxpo.envs.set_functions.LogDetCache`.
+
+    ``count_revisits``: the log-det runs over the trajectory with repeats (``ret_entropy`` [C]; the cache then
+    holds every state, so its capacity ``H`` suffices); otherwise over the visited set."""
 
     name = "information"
+
+    def __init__(self, count_revisits: bool = True):
+        self.count_revisits = bool(count_revisits)
 
     def init(self, cell: jax.Array, data: InformationData, capacity: int):
         cache = sm.logdet_cache_init(capacity)
@@ -127,8 +137,9 @@ class Information:
         return sm.logdet_cache_add(cache, cell, data.kernel, data.noise), value
 
     def gain(self, summary: sm.LogDetCache, cell: jax.Array, is_new: jax.Array, data: InformationData):
-        gain = jnp.where(is_new, sm.logdet_cache_gain(summary, cell, data.kernel, data.noise, data.offset), 0.0)
-        return gain, sm.logdet_cache_add(summary, cell, data.kernel, data.noise, is_new)
+        add = jnp.ones_like(is_new) if self.count_revisits else is_new
+        gain = jnp.where(add, sm.logdet_cache_gain(summary, cell, data.kernel, data.noise, data.offset), 0.0)
+        return gain, sm.logdet_cache_add(summary, cell, data.kernel, data.noise, add)
 
     def modular(self, cell: jax.Array, data: InformationData) -> jax.Array:
         return 0.5 * jnp.log2(data.kernel[cell, cell] + data.noise) + data.offset
@@ -194,6 +205,7 @@ class SubmodularState(environment.EnvState):
     summary: Any  # objective-specific running summary of τ
     time: jax.Array  # [] int32
     modular_value: jax.Array | float = 0.0  # [] float32, Σ_{j≤t} m(s_j) with multiplicity (SRL's "F")
+    history: jax.Array | None = None  # [H] int32, s_0..s_t in order, −1 after
 
 
 @struct.dataclass(kw_only=True)
@@ -241,6 +253,9 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         pos = jnp.stack([row, col, t / max(params.horizon - 1, 1)])
         if self.obs_mode == "visited":
             pos = jnp.concatenate([pos, state.visited.astype(jnp.float32)])
+        if self.obs_mode == "history":
+            cells = state.history.astype(jnp.float32)
+            pos = jnp.concatenate([pos, jnp.where(state.history >= 0, cells / max(self.num_cells - 1, 1), -1.0)])
         return pos
 
     def step_env(
@@ -257,6 +272,7 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         new_state = SubmodularState(
             pos=cell, visited=state.visited.at[cell].set(True), value=state.value + gain, summary=summary,
             time=state.time + 1, modular_value=state.modular_value + modular,
+            history=state.history.at[jnp.minimum(state.time + 1, params.horizon - 1)].set(cell),
         )
         info = {"modular_reward": modular, "objective": new_state.value, "modular_objective": new_state.modular_value}
         obs = self._obs(new_state, params)
@@ -269,6 +285,7 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
             pos=cell, visited=jnp.zeros(self.num_cells, bool).at[cell].set(True), value=value, summary=summary,
             time=jnp.zeros((), jnp.int32),
             modular_value=jnp.asarray(self.objective.modular(cell, params.data), jnp.float32),
+            history=jnp.full((params.horizon,), -1, jnp.int32).at[0].set(cell),
         )
         return self._obs(state, params), state
 
@@ -279,6 +296,9 @@ class SubmodularGridWorld(environment.Environment[SubmodularState, SubmodularPar
         if self.obs_mode == "raw":
             high = jnp.array([self.num_cells - 1, params.horizon - 1], jnp.float32)
             return spaces.Box(jnp.zeros(2, jnp.float32), high, (2,), jnp.float32)
+        if self.obs_mode == "history":
+            low = jnp.concatenate([jnp.zeros(3, jnp.float32), -jnp.ones(params.horizon, jnp.float32)])
+            return spaces.Box(low, jnp.ones(3 + params.horizon, jnp.float32), (3 + params.horizon,), jnp.float32)
         size = 3 + (self.num_cells if self.obs_mode == "visited" else 0)
         return spaces.Box(0.0, 1.0, (size,), jnp.float32)
 
@@ -330,19 +350,15 @@ def _coords(nrows: int, ncols: int) -> np.ndarray:
     return np.stack([r, c], axis=1).astype(np.float64)
 
 
-def _gp_sample(coords: np.ndarray, lengthscale: float, rng: np.random.Generator) -> np.ndarray:
-    """One draw from a zero-mean, unit-variance Matérn-5/2 GP at ``coords [N, 2]`` (host-side NumPy)."""
-    r = np.sqrt(np.sum((coords[:, None] - coords[None]) ** 2, -1)) / lengthscale
-    k = (1.0 + np.sqrt(5.0) * r + 5.0 / 3.0 * r**2) * np.exp(-np.sqrt(5.0) * r)
-    eigval, eigvec = np.linalg.eigh(k)
-    return eigvec @ (np.sqrt(np.clip(eigval, 0.0, None)) * rng.standard_normal(len(coords)))
-
-
-def cell_weights(kind: str, nrows: int, ncols: int, seed: int = 0, lengthscale: float = 2.0) -> np.ndarray:
+def cell_weights(kind: str, nrows: int, ncols: int, seed: int = 0, instance: int | None = None,
+                 gp_lengthscale: float = inst.LENGTHSCALE) -> np.ndarray:
     """Per-cell weights ``[N]``: ``constant`` (1), ``bimodal`` (``sigmoid(x·y)`` on a ``linspace(−1, 1)`` grid),
-    ``linear`` (``w(n) = n``) [C], or ``gp`` (a Matérn-5/2 GP sample shifted by +3, or to a minimum of 0 when it
-    dips below −3) [P: stands in for SubRL's GP and gorilla data files]."""
+    ``linear`` (``w(n) = n``) [C], or ``gp``: the released map ``instance`` (0..9, 30×30), or when ``instance`` is
+    ``None`` a new map from ``seed`` drawn as the reference does (:func:`~purejaxpo.envs.subrl_instances.
+    generate_gp_weights`; ``gp_lengthscale`` in kernel units, 1.0 = 10 cells) [C]."""
     n = nrows * ncols
+    if instance is not None and kind != "gp":
+        raise ValueError(f"instance selects a released GP weight map; weights={kind!r} has no instances")
     if kind == "constant":
         return np.ones(n)
     if kind == "linear":
@@ -352,8 +368,9 @@ def cell_weights(kind: str, nrows: int, ncols: int, seed: int = 0, lengthscale: 
         y = np.linspace(-1.0, 1.0, nrows)[np.arange(n) // ncols]
         return 1.0 / (1.0 + np.exp(-x * y))
     if kind == "gp":
-        sample = _gp_sample(_coords(nrows, ncols), lengthscale, np.random.default_rng(seed))
-        return sample + 3.0 if sample.min() > -3.0 else sample - sample.min()
+        if instance is not None:
+            return inst.released_gp_weights(instance, nrows, ncols)
+        return inst.generate_gp_weights(nrows, ncols, seed, gp_lengthscale)
     raise ValueError(f"unknown weights {kind!r}; choose constant, bimodal, linear or gp")
 
 
@@ -376,12 +393,14 @@ def _finish(env: SubmodularGridWorld, params: SubmodularParams) -> tuple[Submodu
 
 
 def make_coverage(*, nrows: int = 30, ncols: int = 30, horizon: int = 80, weights: str = "constant",
-                  disc: str = "small", seed: int = 0, start_cell: int = 34, stochasticity: float = 0.0,
-                  layout: str = "open", obs_mode: str = "position", weight_lengthscale: float = 2.0):
-    """Factory for ``Coverage-v0`` (SubRL's coverage config: 30×30, H = 80, constant weights, small disc)."""
+                  disc: str = "small", seed: int = 0, instance: int | None = None, start_cell: int = 34,
+                  stochasticity: float = 0.0, layout: str = "open", obs_mode: str = "position",
+                  gp_lengthscale: float = inst.LENGTHSCALE):
+    """Factory for ``Coverage-v0`` (SubRL's coverage config: 30×30, H = 80, constant weights, small disc; its GP
+    config: ``weights="gp"``, H = 40, ``instance`` 0..9 the released maps)."""
     if disc not in ("small", "large"):
         raise ValueError(f"disc must be 'small' or 'large', got {disc!r}")
-    data = CoverageData(weights=jnp.asarray(cell_weights(weights, nrows, ncols, seed, weight_lengthscale),
+    data = CoverageData(weights=jnp.asarray(cell_weights(weights, nrows, ncols, seed, instance, gp_lengthscale),
                                             jnp.float32))
     env = SubmodularGridWorld(Coverage(nrows, ncols, 2 if disc == "small" else 3), nrows, ncols, obs_mode,
                               "Coverage-v0")
@@ -389,34 +408,39 @@ def make_coverage(*, nrows: int = 30, ncols: int = 30, horizon: int = 80, weight
 
 
 def make_informative_path(*, nrows: int = 30, ncols: int = 30, horizon: int = 40, seed: int = 0,
-                          lengthscale: float = 1.0, num_observed: int = 5, observation_noise: float = 1e-3,
-                          noise: float = 1e-6, start_cell: int = 34, stochasticity: float = 0.0,
-                          layout: str = "open", obs_mode: str = "position"):
+                          instance: int | None = None, lengthscale: float = inst.LENGTHSCALE,
+                          outputscale: float = inst.OUTPUTSCALE, step_size: float = inst.STEP_SIZE,
+                          num_observed: int = 5, observation_noise: float = inst.CONDITIONING_NOISE,
+                          noise: float = 1e-6, count_revisits: bool = True, start_cell: int = 34,
+                          stochasticity: float = 0.0, layout: str = "open", obs_mode: str = "position"):
     """Factory for ``InformativePath-v0`` (SubRL's entropy config: 30×30, H = 40). ``K`` is the Matérn-5/2 GP
-    posterior covariance over cell coordinates (lengthscale in cells) given ``num_observed`` uniformly random
-    points observed with ``observation_noise``; ``noise`` is the ``1e-6`` jitter inside the log-det."""
-    rng = np.random.default_rng(seed)
-    observed = rng.uniform([0.0, 0.0], [nrows - 1.0, ncols - 1.0], size=(num_observed, 2))
-    kernel = sm.gp_posterior_covariance(_coords(nrows, ncols), observed, lengthscale, observation_noise)
+    posterior covariance over the kernel coordinates ``(row, col)·step_size + 1`` (``lengthscale`` and the
+    ``[0, 10]²`` range of the conditioning points in those units, as the reference [C]) given ``num_observed``
+    points observed with ``observation_noise``: the fitted points of the released ``instance`` (0..9), or points
+    drawn from ``seed``. ``noise`` is the ``1e-6`` jitter inside the log-det; ``count_revisits`` see module doc."""
+    if instance is not None:
+        points = inst.released_entropy_points(instance, nrows, ncols)
+    else:
+        points = inst.random_points(seed, num_observed)
+    kernel = inst.posterior_covariance(nrows, ncols, points, lengthscale, outputscale, observation_noise, step_size)
     data = InformationData(kernel=jnp.asarray(kernel, jnp.float32), noise=float(noise),
                            offset=sm.ENTROPY_OFFSET)
-    env = SubmodularGridWorld(Information(), nrows, ncols, obs_mode, "InformativePath-v0")
+    env = SubmodularGridWorld(Information(count_revisits), nrows, ncols, obs_mode, "InformativePath-v0")
     return _finish(env, grid_params(nrows, ncols, horizon, data, start_cell, stochasticity, layout))
 
 
 def make_steiner_covering(*, nrows: int = 7, ncols: int = 15, horizon: int = 40, seed: int = 0,
-                          counts: tuple[int, ...] = (18, 14, 13, 16, 18, 14),
-                          demands: tuple[int, ...] = (3, 2, 3, 4, 6, 3), start_cell: int = 34,
+                          instance: int | None = None, counts: tuple[int, ...] = inst.STEINER_COUNTS,
+                          demands: tuple[int, ...] = inst.STEINER_DEMANDS, start_cell: int = 34,
                           stochasticity: float = 0.0, obs_mode: str = "position"):
-    """Factory for ``SteinerCovering-v0`` (SubRL's steiner config: 7×15, H = 40, 6 item types). Each type's
-    locations are drawn uniformly without replacement, independently across types [P]."""
+    """Factory for ``SteinerCovering-v0`` (SubRL's steiner config: 7×15, H = 40, 6 item types): the released item
+    cells of ``instance`` (0..9), or disjoint cells drawn from ``seed`` (one permutation sliced per type [C])."""
     if len(counts) != len(demands):
         raise ValueError(f"counts and demands must have the same length, got {len(counts)} and {len(demands)}")
-    n = nrows * ncols
-    rng = np.random.default_rng(seed)
-    groups = np.zeros((len(counts), n), bool)
-    for k, g in enumerate(counts):
-        groups[k, rng.choice(n, size=min(g, n), replace=False)] = True
+    if instance is not None:
+        groups, demands = inst.released_steiner_groups(instance, nrows, ncols)
+    else:
+        groups = inst.disjoint_item_groups(nrows * ncols, tuple(counts), seed)
     data = SteinerData(groups=jnp.asarray(groups), demands=jnp.asarray(demands, jnp.float32))
     env = SubmodularGridWorld(Steiner(), nrows, ncols, obs_mode, "SteinerCovering-v0")
     return _finish(env, grid_params(nrows, ncols, horizon, data, start_cell, stochasticity, "open"))

@@ -64,7 +64,7 @@ def test_coverage_by_hand():
 def test_information_by_hand():
     # 1x2 grid with K = [[1, .5], [.5, 1]], jitter 1e-6, offset c = 9.965784, start at 0.
     kernel = jnp.array([[1.0, 0.5], [0.5, 1.0]])
-    env = SubmodularGridWorld(Information(), 1, 2)
+    env = SubmodularGridWorld(Information(count_revisits=False), 1, 2)
     params = grid_params(1, 2, 4, InformationData(kernel=kernel), start_cell=0)
     _, state = env.reset_env(jax.random.PRNGKey(0), params)
     # F({0}) = ½ ln(1 + 1e-6) + c ≈ 9.965784
@@ -78,6 +78,25 @@ def test_information_by_hand():
     assert steps[1][1] == 0.0 and steps[2][1] == 0.0
     np.testing.assert_allclose(steps[1][2], 9.965784, rtol=1e-6)
     np.testing.assert_allclose(steps[2][4].value, 9.965784 + 9.821943, rtol=1e-5)
+
+
+def test_information_counts_revisits_like_the_reference():
+    """``ret_entropy`` [C] evaluates ½ ln det(K_ττ + 1e-6 I) + c·|τ| on the trajectory *with* repeats: a revisit
+    gains ½ ln(conditional variance of a duplicate) + c, about 3.40 for the first repeat (float64 by hand below),
+    which float32 only resolves with the cache's repeat formula (the naive K_xx + σ² − lᵀl loses ≈ 0.02)."""
+    kernel = np.array([[1.0, 0.5], [0.5, 1.0]])
+    env = SubmodularGridWorld(Information(count_revisits=True), 1, 2)
+    params = grid_params(1, 2, 6, InformationData(kernel=jnp.asarray(kernel, jnp.float32)), start_cell=0)
+    steps = run_actions(env, params, [RIGHT, LEFT, RIGHT, RIGHT, STAY])
+    path = [0, 1, 0, 1, 1, 1]
+
+    def reference(t):  # float64, the reference's formula
+        return 0.5 * np.linalg.slogdet(kernel[np.ix_(t, t)] + 1e-6 * np.eye(len(t)))[1] + 9.965784 * len(t)
+
+    for j, step in enumerate(steps):
+        np.testing.assert_allclose(step[1], reference(path[: j + 2]) - reference(path[: j + 1]), atol=2e-4)
+    np.testing.assert_allclose(steps[1][1], 3.404602, atol=2e-4)  # ½ ln(σ²(1 + 1/1)·(1 + O(σ²))) + c
+    np.testing.assert_allclose(steps[-1][4].value, reference(path), rtol=1e-6, atol=1e-3)
 
 
 def test_facility_location_by_hand():
@@ -118,6 +137,8 @@ def test_steiner_by_hand():
 def test_rewards_telescope_to_the_set_function(name):
     """Over whole episodes, F(s_0) + Σ rewards == F(visited set) from the primitives; Σ modular matches too."""
     kwargs = {"nrows": 5, "ncols": 6, "horizon": 12, "start_cell": 7}
+    if name == "SteinerCovering-v0":  # disjoint item cells: the paper's 93 items do not fit 30 cells
+        kwargs.update(counts=(8, 6, 5), demands=(3, 2, 4))
     env, params = make_env(name, **kwargs)
     roll = random_rollout(env, params, jax.random.PRNGKey(2), 16, 11)  # exactly one episode
     assert np.asarray(roll.terminated[-1]).all() and not np.asarray(roll.terminated[:-1]).any()
@@ -133,8 +154,11 @@ def test_rewards_telescope_to_the_set_function(name):
             f = sm.coverage_value(visited, sm.disc_footprints(5, 6, 2), data.weights)
             singles = jax.vmap(lambda s: jnp.sum(jnp.where(sm.disc_footprint(s, 5, 6, 2), data.weights, 0)))(
                 jnp.arange(n))
-        elif name == "InformativePath-v0":
-            f = sm.logdet_value(visited, data.kernel, data.noise, data.offset)
+        elif name == "InformativePath-v0":  # the reference's multiset form (count_revisits, the default)
+            kernel = np.asarray(data.kernel, np.float64)
+            path = cells[:, b]
+            f = 0.5 * np.linalg.slogdet(kernel[np.ix_(path, path)] + data.noise * np.eye(len(path)))[1]
+            f += data.offset * len(path)
             singles = 0.5 * jnp.log2(jnp.diag(data.kernel) + data.noise) + data.offset
         elif name == "SteinerCovering-v0":
             f = sm.truncated_coverage_value(visited, data.groups, data.demands)
@@ -179,6 +203,11 @@ def test_episode_end_and_observation_modes():
     obs, _ = vis_env.reset(jax.random.PRNGKey(0), vis_params)
     assert obs.shape == (33,) and vis_env.observation_space(vis_params).shape == (33,)
     np.testing.assert_array_equal(np.flatnonzero(np.asarray(obs[3:])), [7])
+    his_env, his_params = make_coverage(nrows=5, ncols=6, horizon=4, start_cell=7, obs_mode="history")
+    steps = run_actions(his_env, his_params, [RIGHT, RIGHT])
+    obs = his_env._obs(steps[-1][4], his_params)  # s_0 = 7, then 8, 9; the 4th slot still padding
+    np.testing.assert_allclose(obs[3:], [7 / 29, 8 / 29, 9 / 29, -1.0], rtol=1e-6)
+    assert his_env.observation_space(his_params).shape == (7,)
     with pytest.raises(ValueError):
         make_coverage(obs_mode="pixels")
     with pytest.raises(ValueError):

@@ -49,6 +49,77 @@ def test_spectral_normalize_matches_svd():
     np.testing.assert_allclose(np.linalg.svd(sn, compute_uv=False)[0], 1.0, rtol=1e-3)
 
 
+def _sn_vectors(tree):
+    return {p: v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0] if any(getattr(k, "key", None) == "sn_u" for k in p)}
+
+
+def test_spectral_norm_forward_reads_a_carried_vector():
+    """A spectrally normalized forward is one matvec with the layer's carried ``u`` (no power loop per forward:
+    the earlier stateless 5-iteration loop ran inside every forward)."""
+    layer = hnn.Linear(40, 12, spectral=True, rngs=nnx.Rngs(0))
+    x = jnp.ones((3, 40))
+    jaxpr = str(jax.make_jaxpr(lambda x: layer(x))(x))
+    assert "while" not in jaxpr and "scan" not in jaxpr
+    w = np.asarray(layer.kernel[...])
+    u = np.asarray(layer.sn_u[...])
+    np.testing.assert_allclose(np.linalg.norm(u), 1.0, rtol=1e-5)
+    # u₀ came from 15 power steps at init: σ = ‖W u‖ already matches the SVD closely
+    np.testing.assert_allclose(np.linalg.norm(w @ u), np.linalg.svd(w, compute_uv=False)[0], rtol=2e-2)
+    np.testing.assert_allclose(layer(x), x @ (w / np.linalg.norm(w @ u)) + np.asarray(layer.bias[...]), rtol=1e-5)
+    conv = hnn.Conv(4, 8, spectral=True, rngs=nnx.Rngs(1))
+    assert conv.sn_u[...].shape == (8,) and "while" not in str(jax.make_jaxpr(conv)(jnp.ones((1, 5, 5, 4))))
+
+
+def test_power_iteration_advances_once_per_gradient_step():
+    """The optimizer wrapper moves every ``u`` by exactly one power step on the pre-step kernel, and repeated
+    steps converge to the top singular vector; other leaves get the inner optimizer's update."""
+    import optax
+
+    class Net(nnx.Module):
+        def __init__(self):
+            self.fc = hnn.Linear(30, 6, spectral=True, rngs=nnx.Rngs(2))
+
+    _, params = nnx.split(Net())
+    (path, u0), = _sn_vectors(params).items()
+    u0 = jax.random.normal(jax.random.key(3), u0.shape)  # a poor start
+    u0 = u0 / jnp.linalg.norm(u0)
+    params = jax.tree_util.tree_map_with_path(lambda p, v: u0 if p == path else v, params)
+    opt = hnn.with_power_iteration(optax.sgd(0.1), 1)
+    grads = jax.tree.map(jnp.ones_like, params)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    new = optax.apply_updates(params, updates)
+    w = np.asarray(params["fc"]["kernel"][...])
+    step = w.T @ (w @ np.asarray(u0) / np.linalg.norm(w @ np.asarray(u0)))
+    np.testing.assert_allclose(_sn_vectors(new)[path], step / np.linalg.norm(step), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new["fc"]["kernel"][...], w - 0.1, rtol=1e-6)  # the inner SGD step
+    zero = jax.tree.map(jnp.zeros_like, params)
+    state = opt.init(params)
+    for _ in range(60):
+        updates, state = opt.update(zero, state, params)
+        params = optax.apply_updates(params, updates)
+    u = np.asarray(_sn_vectors(params)[path])
+    np.testing.assert_allclose(np.linalg.norm(w @ u), np.linalg.svd(w, compute_uv=False)[0], rtol=1e-4)
+
+
+def test_srym_training_state_carries_the_vectors():
+    """Hyper+S-RYM's vectors live in the training state (so resume is bit-exact) and move with training."""
+    env, env_params = make_env("Breakout-MinAtar")
+    config = hyperpp.HyperSRYMConfig(encoder="cnn", num_envs=4, num_steps=8, total_timesteps=4 * 8 * 2, update_epochs=1,
+                                     num_minibatches=2, hidden_sizes=(16,), embedding_dim=8)
+    trainer = hyperpp.make_train(config, env, env_params)
+    hp = hyperpp.HyperPPHParams()
+    state0 = trainer.init(jax.random.key(0), hp)
+    state1, _ = jax.jit(trainer.update)(state0, hp)
+    state2, _ = jax.jit(trainer.update)(state1, hp)
+    before, after = _sn_vectors(state0.params), _sn_vectors(state2.params)
+    assert len(before) == 3  # conv, MLP layer, penultimate linear
+    assert all(not np.array_equal(before[p], after[p]) for p in before)
+    np.testing.assert_allclose([np.linalg.norm(v) for v in after.values()], 1.0, rtol=1e-5)
+    final, _ = jax.jit(trainer.train)(jax.random.key(0), hp)  # the scanned run reaches the same state (to float
+    for p, v in _sn_vectors(final.params).items():  # round-off: separately compiled programs fuse differently)
+        np.testing.assert_allclose(v, after[p], rtol=1e-5, atol=1e-6)
+
+
 def test_heads_equal_primitives():
     rngs = nnx.Rngs(0)
     lorentz = hnn.LorentzMLR(5, 3, 1.0, rngs=rngs)

@@ -196,6 +196,80 @@ def test_lr_is_traced_no_recompile_and_kl_adapts(pendulum):
     assert _lr(state_fixed) == pytest.approx(1e-3) and float(m3["learning_rate"]) == pytest.approx(1e-3)
 
 
+def test_gaussian_ablation_has_no_brownian_term():
+    """The reference skips the Brownian regularizer when degenerate_to_gaussian: the loss and its gradient must
+    not depend on brownian_coef there (and must for the flow policy)."""
+    hp = pf.PolicyFlowHParams()
+    for degenerate in (True, False):
+        model = _policy(degenerate_to_gaussian=degenerate)
+        config = dataclasses.replace(TINY, degenerate_to_gaussian=degenerate)
+        batch = _batch_from_rollout(model)
+        graphdef, params = nnx.split(model)
+        other = nnx.clone(model)
+        other.velocity_net.out.bias[...] = jnp.array([0.2, -0.1])  # θ ≠ θ_old, so the Brownian term is non-zero
+
+        def loss(p, coef):
+            return pf.policyflow_loss(nnx.merge(graphdef, p), other, batch, jax.random.key(0), hp.replace(brownian_coef=coef), config)
+
+        (l0, aux0), g0 = jax.value_and_grad(loss, has_aux=True)(params, 0.0)
+        (l1, _), g1 = jax.value_and_grad(loss, has_aux=True)(params, 10.0)
+        grad_gap = max(float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)))
+        if degenerate:
+            assert float(l0) == float(l1) and grad_gap == 0.0 and float(aux0["brownian_loss"]) == 0.0
+        else:
+            assert float(l1) > float(l0) and grad_gap > 0.0
+
+
+def test_running_mean_kl_drives_the_lr():
+    """After each epoch the rule sees the mean KL of all epochs so far in the update [C]: epoch KLs 0.03 then
+    0.001 (target 0.01) lower the rate once (running means 0.03, 0.0155); the epoch-mean rule would lower it
+    and raise it back (0.001 < 0.005)."""
+    from purejaxpo.primitives import kl_adaptive as kla
+
+    hp = pf.PolicyFlowHParams()
+    running, lr = kla.running_kl_init(), jnp.asarray(1e-3)
+    for epoch_kl in (0.03, 0.001):
+        running, lr = kla.adapt_lr_on_running_kl(running, lr, jnp.asarray(epoch_kl), hp)
+    np.testing.assert_allclose(lr, 1e-3 / 1.5, rtol=1e-6)
+    np.testing.assert_allclose(running.total / running.count, 0.0155, rtol=1e-6)
+    epoch_rule = kla.kl_adaptive_lr(kla.kl_adaptive_lr(jnp.asarray(1e-3), 0.03), 0.001)
+    np.testing.assert_allclose(epoch_rule, 1e-3, rtol=1e-6)
+
+
+def test_trainer_keeps_the_running_kl_of_the_update(pendulum):
+    """The trainer's carried running KL after an update is the mean KL over all of its gradient steps (the
+    reported metric), counted once per epoch; it restarts every update."""
+    env, params = pendulum
+    config = dataclasses.replace(TINY, update_epochs=3)
+    trainer = pf.make_train(config, env, params)
+    hp = pf.PolicyFlowHParams(lr=1e-3)
+    state, metrics = jax.jit(trainer.update)(trainer.init(jax.random.key(0), hp), hp)
+    assert float(state.algo.count) == 3.0
+    np.testing.assert_allclose(state.algo.total / state.algo.count, metrics["kl"], rtol=1e-5)
+    state2, metrics2 = jax.jit(trainer.update)(state, hp)
+    assert float(state2.algo.count) == 3.0  # not 6: the running mean restarts every update
+    np.testing.assert_allclose(state2.algo.total / 3.0, metrics2["kl"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ["policyflow", "gaussian_ppo"])
+def test_raw_action_reaches_the_env_with_action_bounds_none(algorithm):
+    """MultiGoal charges the action cost on the action it receives; with reward = +dt·Σu² (action_cost_scale −1,
+    no distance term) and σ = e² ≈ 7.4, 'none' must pay on the raw action (per-step reward ≈ dt·2σ² ≈ 11),
+    'clip' at most dt·2·5² = 5. The ±5 clip before the env was the defect."""
+    env, params = purejaxpo.make_env("MultiGoal-v0", distance_scale=0.0, action_cost_scale=-1.0)
+    algo = get_algorithm(algorithm)
+    base = dict(num_envs=16, num_steps=64, total_timesteps=16 * 64, update_epochs=1, num_minibatches=1,
+                hidden_sizes=(16,), init_log_std=2.0)
+    if algorithm == "policyflow":
+        base.update(critic_hidden_sizes=(16,), emb_dim=16, num_flow_steps=2)
+    per_step = {}
+    for bounds in ("none", "clip"):
+        trainer = algo.make_train(algo.config_cls(**base, action_bounds=bounds), env, params)
+        _, metrics = jax.jit(trainer.train)(jax.random.key(0), algo.hparams_cls(lr=1e-6))
+        per_step[bounds] = float(metrics["episode_return"][0] / metrics["episode_length"][0])
+    assert per_step["clip"] <= 5.0 + 1e-4 and per_step["none"] > 7.0, per_step
+
+
 def test_runs_through_the_runner():
     from purejaxpo import experiment
 

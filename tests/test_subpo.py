@@ -197,6 +197,17 @@ def test_env_reports_the_modular_objective(small_coverage):
     np.testing.assert_allclose(roll.state0.modular_value, singles[6], rtol=1e-6)
 
 
+def test_episode_objective_stats_by_hand():
+    """Mean / max / min of F over the episodes that ended (the reference's per-epoch log), NaN when none did."""
+    objective = jnp.array([[1.0, 7.0, 2.0], [4.0, 9.0, 3.0]])  # [T=2, B=3]
+    done = jnp.array([[False, True, False], [True, False, True]])
+    stats = subpo.episode_objective_stats(objective, done)  # ended: 7 (env 1, t 0), 4 and 3 (t 1)
+    np.testing.assert_allclose([stats["episode_objective"], stats["episode_objective_max"],
+                                stats["episode_objective_min"]], [14.0 / 3.0, 7.0, 3.0], rtol=1e-6)
+    none = subpo.episode_objective_stats(objective, jnp.zeros_like(done))
+    assert all(np.isnan(float(v)) for v in none.values())
+
+
 def test_subrl_wrapper_reproduces_the_grid_world():
     grid_env, grid_params_ = make_coverage(nrows=4, ncols=5, horizon=6, start_cell=6, weights="bimodal", obs_mode="raw")
     objective = Coverage(4, 5, 2)
@@ -259,9 +270,12 @@ def test_history_observation_for_the_nm_agent(small_coverage):
     # an env that already shows the visited set is used as it is by NM, and refused for the Markovian agents
     vis_env, vis_params = make_coverage(nrows=4, ncols=5, horizon=6, start_cell=6, obs_mode="visited")
     assert subpo.prepare_env(subpo.SubPOConfig(agent="NM", **TINY), vis_env, vis_params) is vis_env
+    his_env, his_params = make_coverage(nrows=4, ncols=5, horizon=6, start_cell=6, obs_mode="history")
+    assert subpo.prepare_env(subpo.SubPOConfig(agent="NM", **TINY), his_env, his_params) is his_env
     for agent in ("M", "SRL"):
-        with pytest.raises(ValueError, match="Markovian"):
-            subpo.make_train(subpo.SubPOConfig(agent=agent, **TINY), vis_env, vis_params)
+        for shown in ((vis_env, vis_params), (his_env, his_params)):
+            with pytest.raises(ValueError, match="Markovian"):
+                subpo.make_train(subpo.SubPOConfig(agent=agent, **TINY), *shown)
     cartpole = make_env("CartPole-v1")
     with pytest.raises(ValueError, match="visited set in the env state"):
         subpo.make_train(subpo.SubPOConfig(agent="NM", **TINY), *cartpole)

@@ -30,7 +30,9 @@ fractions but we found no explicit violation threshold.
 
 Differences from the reference [P]: advantages are computed once per rollout (hyper-rl recomputes the bootstrap
 value each epoch); the manifold math runs in float32 with the float32 MLR clamp; spectral norm uses a
-stateless power iteration; the Poincaré offsets are trained through a tangent parametrization with Adam
+carried power-iteration vector (``sn_iterations`` steps
+per gradient step, PyTorch's default 1 per training forward; rollout forwards read it without advancing it, as
+PyTorch's eval mode, where CleanRL-style code also advances it); the Poincaré offsets are trained through a tangent parametrization with Adam
 instead of Riemannian Adam.
 """
 
@@ -46,7 +48,7 @@ from flax import nnx, struct
 from purejaxpo import engine
 from purejaxpo.engine import RolloutBudget, require_positive_ints, validate_config
 from purejaxpo.networks import distributions
-from purejaxpo.networks.hyperbolic import ENCODERS, FEATURE_REGS, GEOMETRIES, HyperActorCritic
+from purejaxpo.networks.hyperbolic import ENCODERS, FEATURE_REGS, GEOMETRIES, HyperActorCritic, with_power_iteration
 from purejaxpo.primitives import distributional as dist_loss
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl, value_loss
@@ -112,7 +114,7 @@ class HyperPPConfig(RolloutBudget):
     v_min: float = -10.0
     v_max: float = 10.0
     sigma_ratio: float = 0.75
-    sn_iterations: int = 5
+    sn_iterations: int = 1
     anneal_lr: bool = False
     normalize_advantages: bool = True
     clip_value: bool = False
@@ -219,7 +221,7 @@ def build_model(config: HyperPPConfig, spec: PolicySpec, key: Array) -> HyperAct
         hidden_sizes=config.hidden_sizes, activation=config.activation, embedding_dim=config.embedding_dim,
         geometry=config.geometry, feature_reg=config.feature_reg, last_activation=config.last_activation,
         curvature=config.curvature, alpha=config.alpha, value_centers=centers,
-        spectral_norm=config.feature_reg == "srym", sn_iterations=config.sn_iterations, rngs=nnx.Rngs(params=key),
+        spectral_norm=config.feature_reg == "srym", rngs=nnx.Rngs(params=key),
     )
 
 
@@ -259,12 +261,25 @@ def hyperpp_loss(model: HyperActorCritic, batch: Batch, hp: HyperPPHParams, conf
     return loss, aux
 
 
+def power_iterating_adam(num_iterations: int, eps: float = 1e-5) -> Any:
+    """``clip_by_global_norm → Adam`` (hyperparameters in the state, :mod:`purejaxpo.engine.optim`) that also
+    advances every spectral-norm vector by ``num_iterations`` power steps per gradient step
+    (:func:`~purejaxpo.networks.hyperbolic.with_power_iteration`); a no-op for models without spectral norm."""
+    import optax
+
+    def factory(learning_rate: Array, max_grad_norm: Array) -> optax.GradientTransformation:
+        inner = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
+        return with_power_iteration(inner, num_iterations)
+
+    return optax.inject_hyperparams(factory)(learning_rate=0.0, max_grad_norm=1.0)
+
+
 def make_train(config: HyperPPConfig, env: Any, env_params: Any) -> Trainer:
     """Build the Hyper++ / S-RYM / Euclidean PPO :class:`~purejaxpo.types.Trainer` (discrete actions)."""
     spec = policy_spec(env, env_params)
     if spec.kind != "discrete":
         raise ValueError(f"{type(config).__name__} needs a discrete action space; this env's is {spec.kind}")
-    if config.encoder in ("impala", "cnn") and len(spec.obs_shape) != 3:
+    if config.encoder in ("impala", "cnn", "gridworld") and len(spec.obs_shape) != 3:
         raise ValueError(f"encoder={config.encoder!r} needs [H, W, C] observations; this env's are {spec.obs_shape}")
 
     def prepare(exp: engine.Experience, ctx: engine.UpdateContext) -> engine.Prepared:
@@ -279,12 +294,20 @@ def make_train(config: HyperPPConfig, env: Any, env_params: Any) -> Trainer:
         post_kl = masked_mean(sample_kl(new_log_prob - batch.log_prob, "k3"))
         return carried, {"post_update_kl": post_kl, "trust_region_violation": (post_kl > ctx.hp.kl_limit).astype(jnp.float32)}
 
+    def hyperparams(hp: HyperPPHParams, update_index: Array) -> dict[str, Array]:
+        lr = engine.linear_annealing(hp.lr, update_index, config.num_updates, config.anneal_lr)
+        return {"learning_rate": lr, "max_grad_norm": hp.max_grad_norm}
+
+    phase = engine.Phase(
+        loss=lambda m, mb, ctx: hyperpp_loss(m, mb, ctx.hp, config), optimizer=power_iterating_adam(config.sn_iterations),
+        epochs=config.update_epochs, minibatches=config.num_minibatches, hyperparams=hyperparams,
+    )
     parts = engine.OnPolicyParts(
         network=lambda key: build_model(config, spec, key),
         policy_step=engine.actor_critic_step(lambda raw: raw),
         value=engine.critic_value,
         prepare=prepare,
-        phases=(engine.adam_phase(lambda m, mb, ctx: hyperpp_loss(m, mb, ctx.hp, config), config),),
+        phases=(phase,),
         per_update=per_update,
     )
     return engine.build(parts, config, env, env_params)

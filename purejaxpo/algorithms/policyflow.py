@@ -6,15 +6,19 @@ One update ([C] = the released code):
 1. Rollout with θ_old (the parameters at the start of the update): ``x0 ~ N(0, I)`` (0 when
    ``degenerate_to_gaussian``), ``x1 = φ_θold(x0; s)`` by K midpoint steps, ``δ ~ N(0, σ_old²)``, ``a = x1 + δ``,
    stored with ``log N(δ; 0, σ_old²)`` and ``V(s)``. ``Trajectory.action`` holds ``concat[x0, x1, δ]`` ``[T, B, 3D]``;
-   the env receives ``clip(x1 + δ)``.
+   the env receives ``clip(x1 + δ)`` (``action_bounds="clip"``), or the raw ``x1 + δ`` (``"none"``: the
+   reference's MultiGoal env gets the unclipped action, clips it for the dynamics and charges its cost on the
+   raw one [C]).
 2. GAE (truncation bootstrapped with ``V(final_obs)``); advantages normalized over the whole rollout.
 3. ``update_epochs`` × ``num_minibatches`` AdamW steps on
    ``L = L_π − c_ent H[N(Δv, σ_θ²)] + c_BR L_BR + c_V L_V`` where, per sample, ``t`` is drawn from the
    ``2K+1`` solver times, ``x_t`` interpolates ``x0 → x1``, ``Δv = v_θ(x_t, t) − v_θold(x_t, t)``,
    ``ρ = N(δ; Δv, σ_θ²) / N(δ; 0, σ_old²)``, ``L_π`` is PPO-clip on ρ, ``L_BR`` the Brownian regularizer and
-   ``L_V = mean((R − V_old − clip(V − V_old, ±ε_V))²)`` (direct value clipping: no PPO max).
+   ``L_V = mean((R − V_old − clip(V − V_old, ±ε_V))²)`` (direct value clipping: no PPO max). The Gaussian
+   ablation (``degenerate_to_gaussian``) has no Brownian term (the reference skips it there [C]).
 4. After every epoch the learning rate (a traced scalar in the optimizer state, :mod:`purejaxpo.engine.optim`:
-   no recompiles) follows the KL-adaptive rule on the epoch-mean residual KL.
+   no recompiles) follows the KL-adaptive rule on the **running mean** of the residual KL over this update's
+   epochs so far (:mod:`purejaxpo.primitives.kl_adaptive`, as the reference [C]; carried in ``state.algo``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from purejaxpo.engine import RolloutBudget, require_positive_ints, set_hyperpara
 from purejaxpo.networks.distributions import env_action
 from purejaxpo.networks.flow_policy import FlowPolicy
 from purejaxpo.primitives import flows
+from purejaxpo.primitives.kl_adaptive import adapt_lr_on_running_kl, running_kl_init
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
 from purejaxpo.spaces import PolicySpec, policy_spec
@@ -49,7 +54,9 @@ class PolicyFlowConfig(RolloutBudget):
     - ``interpolant``: ``"rectified_flow"`` (all paper runs), ``"stochastic_interpolant"``, ``"trigflow"``.
     - ``brownian_reduction``: ``"mean"`` over action dims (code) or ``"l2"`` sum (paper).
     - ``degenerate_to_gaussian``: x0 = 0, i.e. a Gaussian policy with mean ``φ_θ(0; s)`` (ablation).
-    - ``kl_adaptive_lr``: adapt the learning rate per epoch from the residual KL (off = constant ``hp.lr``).
+    - ``kl_adaptive_lr``: adapt the learning rate per epoch from the running-mean residual KL (off = constant
+      ``hp.lr``).
+    - ``action_bounds``: ``"clip"`` / ``"tanh"`` into the env's box, or ``"none"`` (the env gets the raw action).
 
     Fields:
         hidden_sizes: widths of the velocity network
@@ -62,7 +69,7 @@ class PolicyFlowConfig(RolloutBudget):
         brownian_reduction: Brownian regularizer over action dims: mean or l2 sum
         degenerate_to_gaussian: x0 = 0, a Gaussian policy with mean φ_θ(0; s) (ablation)
         kl_adaptive_lr: adapt the learning rate per epoch from the residual KL
-        action_bounds: clip or tanh the flow's action to the action space
+        action_bounds: clip or tanh the flow's action into the action space, or none (the env gets the raw action)
     """
 
     algorithm_name: ClassVar[str] = "policyflow"
@@ -94,7 +101,7 @@ class PolicyFlowConfig(RolloutBudget):
         if self.emb_dim % 8:
             raise ValueError(f"PolicyFlowConfig.emb_dim must be a multiple of 8, got {self.emb_dim}")
         if self.action_bounds is None:
-            raise ValueError("PolicyFlowConfig.action_bounds must be 'clip' or 'tanh', got None")
+            raise ValueError("PolicyFlowConfig.action_bounds must be 'clip', 'tanh' or 'none', got None")
         if self.output_scale < 0:
             raise ValueError(f"PolicyFlowConfig.output_scale must be >= 0, got {self.output_scale}")
 
@@ -199,9 +206,11 @@ def policyflow_loss(
     log_ratio = flows.policyflow_log_ratio(delta_v, batch.delta, log_std, batch.log_prob)
     policy_loss = masked_mean(clipped_surrogate(log_ratio, batch.advantages, hp.clip_eps))
     entropy = masked_mean(flows.residual_gaussian(jnp.zeros_like(log_std), log_std).entropy())
-    brownian = masked_mean(
-        flows.brownian_regularizer(v_new, v_old, x_t, t, config.interpolant, hp.brownian_beta, config.brownian_reduction)
-    )
+    if config.degenerate_to_gaussian:  # no Brownian term in the Gaussian ablation [C]
+        brownian = jnp.zeros(())
+    else:
+        brownian = masked_mean(flows.brownian_regularizer(v_new, v_old, x_t, t, config.interpolant, hp.brownian_beta,
+                                                          config.brownian_reduction))
     values = model.value(batch.obs)
     clipped_values = batch.value + jnp.clip(values - batch.value, -hp.value_clip_eps, hp.value_clip_eps)
     v_loss = masked_mean(jnp.square(batch.targets - clipped_values))
@@ -245,11 +254,10 @@ def make_train(config: PolicyFlowConfig, env: Any, env_params: Any) -> Trainer:
         batch = FlowBatch(ctx.observe(traj.obs), x0, x1, delta, traj.log_prob, traj.value, advantages, targets)
         metrics = {"explained_variance": explained_variance(traj.value, targets),
                    "residual_std": jnp.mean(jnp.exp(ctx.model.log_std()))}
-        return engine.Prepared(batch, None, metrics)
+        return engine.Prepared(batch, running_kl_init(), metrics)  # the running KL restarts every update
 
     def adapt_lr(carried: Any, opt_state: Any, epoch: dict[str, Array], hp: PolicyFlowHParams) -> tuple[Any, Any]:
-        lr = flows.kl_adaptive_lr(opt_state.hyperparams["learning_rate"], epoch["kl"], hp.desired_kl, hp.lr_factor,
-                                  hp.min_lr, hp.max_lr)
+        carried, lr = adapt_lr_on_running_kl(carried, opt_state.hyperparams["learning_rate"], epoch["kl"], hp)
         return carried, set_hyperparams(opt_state, learning_rate=lr)
 
     def act(model: FlowPolicy, obs: Array, key: Array, deterministic: bool) -> Array:
@@ -277,5 +285,6 @@ def make_train(config: PolicyFlowConfig, env: Any, env_params: Any) -> Trainer:
         prepare=prepare,
         phases=(phase,),
         act=act,
+        init_carried=lambda params, hp: running_kl_init(),
     )
     return engine.build(parts, config, env, env_params)

@@ -6,6 +6,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from purejaxpo.algorithms import fpo
+from purejaxpo.algorithms import gaussian_ppo
 from purejaxpo.algorithms import hyperpp
 from purejaxpo.algorithms import mdpo
 from purejaxpo.algorithms import mdpo_off
@@ -35,6 +37,8 @@ ALGORITHMS: dict[str, Algorithm] = {
     "mdpo_off": Algorithm("mdpo_off", mdpo_off.MDPOOffConfig, mdpo_off.OffPolicyHParams, mdpo_off.make_train, action_kinds=("continuous",), description="Off-policy MDPO: SAC-style with a KL to a lagged policy (Tomar et al. 2022)"),
     "sac": Algorithm("sac", mdpo_off.SACConfig, mdpo_off.OffPolicyHParams, mdpo_off.make_train, action_kinds=("continuous",), description="SAC v1, fixed temperature (Haarnoja et al. 2018); the MDPO-off baseline"),
     "policyflow": Algorithm("policyflow", policyflow.PolicyFlowConfig, policyflow.PolicyFlowHParams, policyflow.make_train, action_kinds=("continuous",), description="PolicyFlow: CNF policy with velocity-variation ratio + Brownian regularizer (Yang et al. 2026)"),
+    "fpo": Algorithm("fpo", fpo.FPOConfig, fpo.FPOHParams, fpo.make_train, action_kinds=("continuous",), description="FPO: flow policy optimization, PPO on a CFM-loss ratio (McAllister et al. 2025); PolicyFlow's flow baseline"),
+    "gaussian_ppo": Algorithm("gaussian_ppo", gaussian_ppo.GaussianPPOConfig, gaussian_ppo.GaussianPPOHParams, gaussian_ppo.make_train, action_kinds=("continuous",), description="Gaussian PPO as PolicyFlow's repository sets up its baseline: Mish 256-128-64, AdamW, KL-adaptive lr"),
     "subpo": Algorithm("subpo", subpo.SubPOConfig, subpo.SubPOHParams, subpo.make_train, description="SubPO: policy gradient for submodular rewards (Prajapat et al. 2024)"),
 }
 

@@ -11,8 +11,10 @@ Agent types (``SubPOConfig.agent``; the three of the paper's code, ``params/*/su
   (the grid worlds' ``"position"`` mode is ``[row, col, h]``, normalized).
 - ``"NM"``: SubPO with a non-Markovian policy that sees the visited-set history. The paper feeds the padded list of
   visited cell indices [C]; we feed the visited *mask* ``[N]`` next to ``[row, col, h]``, a sufficient
-  statistic of the history for ``F`` and the dynamics [P, ours]. An env whose ``obs_mode`` is not already
-  ``"visited"`` is wrapped in :class:`~purejaxpo.envs.subrl.VisitedObservation` (its state must have ``visited [N]``).
+  statistic of the history for ``F`` and the dynamics [P, ours]; a grid world built with ``obs_mode="history"``
+  feeds the ordered visited cells instead, as the paper's code does. An env whose ``obs_mode`` is neither
+  ``"visited"`` nor ``"history"`` is wrapped in :class:`~purejaxpo.envs.subrl.VisitedObservation` (its state must
+  have ``visited [N]``).
 - ``"SRL"``: the modular RL baseline: the same Markovian policy trained on the additive reward
   ``info["modular_reward"]`` (per-state values summed *with multiplicity*: no diminishing returns) [C].
 
@@ -33,7 +35,8 @@ For ``SRL`` both estimators use the modular quantities (``F`` ↦ ``info["modula
 the released code and is not implemented [P].
 
 ``episode_return`` is always the env's (submodular) return ``Σ Δ = F(τ) − F({s_0})``, also for ``SRL``, so runs
-compare on the same scale; ``episode_objective`` is ``F(τ)`` of the episodes completed in the update.
+compare on the same scale; ``episode_objective`` (``_max``, ``_min``) is the mean (max, min) ``F(τ)`` of the episodes
+completed in the update, the reference's logged metric; ``episode_modular_objective`` the mean modular (SRL) value.
 """
 
 from __future__ import annotations
@@ -175,6 +178,18 @@ def subpo_loss(
     return loss, aux
 
 
+def episode_objective_stats(objective: Array, done: Array) -> dict[str, Array]:
+    """Mean, max and min of ``F(τ)`` over the episodes that ended in this rollout (``objective, done [T, B]``:
+    the running ``F`` read where ``done``); NaN when none ended. The reference logs these of its 500 sampled
+    trajectories every epoch (``main.py``: mean / max / median / min of ``weighted_traj_return``) [C]."""
+    done = done.astype(bool)
+    count = jnp.sum(done)
+    mean = jnp.where(count > 0, jnp.sum(jnp.where(done, objective, 0.0)) / jnp.maximum(count, 1), jnp.nan)
+    high = jnp.where(count > 0, jnp.max(jnp.where(done, objective, -jnp.inf)), jnp.nan)
+    low = jnp.where(count > 0, jnp.min(jnp.where(done, objective, jnp.inf)), jnp.nan)
+    return {"episode_objective": mean, "episode_objective_max": high, "episode_objective_min": low}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Trainer
 # ----------------------------------------------------------------------------------------------------------------
@@ -192,12 +207,12 @@ def _info_keys(env: Any, env_params: Any) -> set[str]:
 def prepare_env(config: SubPOConfig, env: Any, env_params: Any) -> Any:
     """The env the agent trains on: ``env`` itself for ``M``/``SRL``, with the visited mask appended for ``NM``
     (unless ``env.obs_mode == "visited"`` already). Raises ``ValueError`` when the env cannot serve the agent."""
-    has_history = getattr(env, "obs_mode", None) == "visited"
+    has_history = getattr(env, "obs_mode", None) in ("visited", "history")
     if config.agent == "NM":
         return env if has_history else VisitedObservation(env, env_params)
     if has_history:
         raise ValueError(
-            f"agent {config.agent!r} is Markovian (π(a | s_h, h)) but this env's obs_mode='visited' shows it the "
+            f"agent {config.agent!r} is Markovian (π(a | s_h, h)) but this env's obs_mode={env.obs_mode!r} shows it the "
             f"visited set: use agent='NM', or build the env with obs_mode='position' (grid worlds) / 'time'"
         )
     return env
@@ -234,12 +249,10 @@ def make_train(config: SubPOConfig, env: Any, env_params: Any) -> Trainer:
         advantages, targets = engine.gae_of(exp, ctx.hp.gamma, ctx.hp.gae_lambda)
         weights = advantages if actor_critic else ctx.hp.objective_scale * traj.extras[weight_key]  # F(τ_{0:h+1})
         batch = SubPOBatch(ctx.observe(traj.obs), traj.action, traj.log_prob, weights, targets)
-        done = exp.done.astype(jnp.float32)
-        count = exp.stats.count
-        per_episode = lambda v: jnp.where(count > 0, jnp.sum(v * done) / jnp.maximum(count, 1.0), jnp.nan)
-        metrics = {"episode_objective": per_episode(traj.extras["objective"])}
+        metrics = episode_objective_stats(traj.extras["objective"], exp.done)
         if "modular_objective" in traj.extras:
-            metrics["episode_modular_objective"] = per_episode(traj.extras["modular_objective"])
+            metrics["episode_modular_objective"] = episode_objective_stats(traj.extras["modular_objective"],
+                                                                           exp.done)["episode_objective"]
         if actor_critic:
             metrics["explained_variance"] = explained_variance(traj.value, targets)
         return engine.Prepared(batch, None, metrics)
@@ -261,4 +274,5 @@ def make_train(config: SubPOConfig, env: Any, env_params: Any) -> Trainer:
     return engine.build(parts, config, env, env_params)
 
 
-__all__ = ["AGENTS", "ESTIMATORS", "SubPOBatch", "SubPOConfig", "SubPOHParams", "make_train", "prepare_env", "subpo_loss"]
+__all__ = ["AGENTS", "ESTIMATORS", "SubPOBatch", "SubPOConfig", "SubPOHParams", "episode_objective_stats", "make_train",
+           "prepare_env", "subpo_loss"]

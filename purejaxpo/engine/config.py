@@ -11,7 +11,7 @@ from purejaxpo.networks.torsos import ACTIVATIONS
 
 SIZE_FIELDS = ("hidden_sizes", "critic_hidden_sizes", "channels")
 ACTIVATION_FIELDS = ("activation", "actor_activation", "critic_activation")
-ACTION_BOUNDS = (None, "clip", "tanh")
+ACTION_BOUNDS = (None, "clip", "tanh", "none")
 
 
 def require_positive_ints(config: Any, names: tuple[str, ...]) -> None:
@@ -114,7 +114,7 @@ def validate_config(config: Any, *, batch_layout: bool = True) -> None:
     - ``hidden_sizes`` / ``critic_hidden_sizes`` / ``channels``: non-empty tuples of positive ints (lists are
       converted to tuples, so the frozen config stays hashable);
     - ``activation`` / ``actor_activation`` / ``critic_activation`` in :data:`ACTIVATIONS`; ``torso`` in
-      :data:`TORSOS`; ``action_bounds`` in ``(None, "clip", "tanh")``;
+      :data:`TORSOS`; ``action_bounds`` in :data:`ACTION_BOUNDS` (``"none"``: the env gets the raw action);
     - every field of ``type(config).choices`` in its allowed values;
     - the batch layout (:func:`check_batch_layout`) unless ``batch_layout=False``.
     """
@@ -135,7 +135,7 @@ def validate_config(config: Any, *, batch_layout: bool = True) -> None:
     if hasattr(config, "torso"):
         require_choice(config, "torso", TORSOS)
     if hasattr(config, "action_bounds") and getattr(config, "action_bounds") not in ACTION_BOUNDS:
-        raise ValueError(f"{name}.action_bounds must be 'clip' or 'tanh', got {config.action_bounds!r}")
+        raise ValueError(f"{name}.action_bounds must be 'clip', 'tanh' or 'none', got {config.action_bounds!r}")
     for field, allowed in getattr(type(config), "choices", {}).items():
         require_choice(config, field, allowed)
     if batch_layout:

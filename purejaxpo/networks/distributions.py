@@ -50,12 +50,16 @@ def diag_gaussian(mean: Array, log_std: Array) -> distrax.Distribution:
 
 
 def to_env_action(raw_action: Array, low: Array, high: Array, bounds: str) -> Array:
-    """Map an unbounded continuous action ``[..., D]`` into ``[low, high]`` (``"clip"`` or ``"tanh"``)."""
+    """Map an unbounded continuous action ``[..., D]`` into ``[low, high]`` (``"clip"`` or ``"tanh"``), or pass
+    it through unchanged (``"none"``: for envs that bound the action themselves and may charge the raw one, as
+    PolicyFlow's MultiGoal does)."""
+    if bounds == "none":
+        return raw_action
     if bounds == "clip":
         return jnp.clip(raw_action, low, high)
     if bounds == "tanh":
         return low + 0.5 * (jnp.tanh(raw_action) + 1.0) * (high - low)
-    raise ValueError(f"unknown action bounds mode {bounds!r}; expected 'clip' or 'tanh'")
+    raise ValueError(f"unknown action bounds mode {bounds!r}; expected 'clip', 'tanh' or 'none'")
 
 
 def env_action(spec: Any, raw_action: Array, bounds: str | None) -> Array:

@@ -16,16 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
 
-from purejaxpo.networks.torsos import dense
+from purejaxpo.networks.torsos import dense, mish
 from purejaxpo.primitives import flows
 
 Array = jax.Array
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # LearnableVariance clamp [C]
-
-
-def mish(x: Array) -> Array:
-    """Mish (Misra 2019): ``x · tanh(softplus(x))``."""
-    return x * jnp.tanh(jax.nn.softplus(x))
 
 
 @struct.dataclass
@@ -183,3 +178,49 @@ class FlowPolicy(nnx.Module):
 
     def __call__(self, obs: Array, key: Array) -> tuple[FlowDistribution, Array]:
         return self.distribution(obs, key), self.value(obs)
+
+
+class CFMFlowPolicy(nnx.Module):
+    """FPO's policy and critic (McAllister et al. 2025, arXiv:2507.21053; github.com/akanazawa/fpo
+    ``playground/src/flow_policy/fpo.py`` [C]).
+
+    ``velocity(obs, x_t, t) = output_scale · MLP(concat[s, x_t, emb(t)])`` with the 8-dim
+    ``[cos, sin](2^k t)`` embedding (official: 32×4 SiLU, output ×0.25, LeCun-uniform init; ours: orthogonal
+    init as every network here [P]); the velocity points from the action (t = 0) to the noise (t = 1), so
+    :meth:`sample` integrates from noise at t = 1 down to the action at t = 0. Critic: an MLP (official 256×5).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        *,
+        hidden_sizes: Sequence[int] = (32, 32, 32, 32),
+        critic_hidden_sizes: Sequence[int] = (256, 256, 256, 256, 256),
+        activation: str = "silu",
+        output_scale: float = 0.25,
+        time_embed_dim: int = 8,
+        num_flow_steps: int = 10,
+        rngs: nnx.Rngs,
+    ):
+        from purejaxpo.networks.torsos import MLP
+
+        self.actor = MLP(obs_dim + action_dim + time_embed_dim, hidden_sizes, activation, rngs=rngs)
+        self.actor_out = dense(self.actor.out_features, action_dim, 1.0, rngs)
+        self.critic = MLP(obs_dim, critic_hidden_sizes, activation, rngs=rngs)
+        self.critic_out = dense(self.critic.out_features, 1, 1.0, rngs)
+        self.action_dim, self.output_scale = action_dim, output_scale
+        self.time_embed_dim, self.num_flow_steps = time_embed_dim, num_flow_steps
+
+    def velocity(self, obs: Array, x: Array, t: Array) -> Array:
+        """``obs [..., O]`` (broadcast to ``x``'s batch), ``x [..., D]``, ``t [...]`` → ``[..., D]``."""
+        obs = jnp.broadcast_to(obs, x.shape[:-1] + obs.shape[-1:])
+        h = jnp.concatenate([obs, x, flows.timestep_embedding(t, self.time_embed_dim)], axis=-1)
+        return self.output_scale * self.actor_out(self.actor(h))
+
+    def sample(self, obs: Array, noise: Array) -> Array:
+        """The action ``[..., D]`` the Euler flow maps ``noise [..., D]`` (at t = 1) to."""
+        return flows.euler_sample(lambda x, t: self.velocity(obs, x, t), noise, self.num_flow_steps)
+
+    def value(self, obs: Array) -> Array:
+        return self.critic_out(self.critic(obs))[..., 0]

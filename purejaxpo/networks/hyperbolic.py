@@ -1,5 +1,6 @@
 """Hyperbolic actor-critic pieces (Hyper++, Klein et al. 2025, arXiv:2512.14202; Hyper+S-RYM, Cetin et al.
-2023, arXiv:2210.01542): encoders (Impala-style CNN, MinAtar CNN, MLP) with optional spectral norm, the
+2023, arXiv:2210.01542): encoders (Impala-style CNN, MinAtar CNN, hyper-rl's gridworld CNN, MLP) with
+optional spectral norm (a carried power-iteration vector per layer), the
 feature regularizers, Poincaré and Lorentz MLR heads, and the actor-critic that selects among them.
 
 Layout::
@@ -32,7 +33,7 @@ Array = jax.Array
 
 GEOMETRIES = ("euclidean", "poincare", "hyperboloid")
 FEATURE_REGS = ("none", "srym", "hyperpp")
-ENCODERS = ("impala", "cnn", "mlp")
+ENCODERS = ("impala", "cnn", "gridworld", "mlp")
 
 # PyTorch's default Conv/Linear init U(±1/√fan_in) (hyper-rl keeps it for the Impala CNN); no QR, so vmap-safe
 torch_default_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -44,59 +45,115 @@ def rms_norm(u: Array, eps: float = 1e-6) -> Array:
 
 
 def spectral_normalize(kernel: Array, num_iterations: int = 5) -> Array:
-    """``W / σ_max(W)`` with ``W = kernel.reshape(-1, out)`` and ``σ_max`` from ``num_iterations`` of power
-    iteration (Miyato et al. 2018, arXiv:1802.05957), singular vectors held constant in the gradient.
-
-    Ours is *stateless* [P]: each call starts from a fixed vector instead of PyTorch's persistent ``u``
-    updated once per forward. With a few iterations this estimates ``σ_max`` slightly low (so ``‖W‖₂ ≥ 1``
-    by a little), at no extra training state. Conv kernels ``[kh, kw, in, out]`` are flattened to
-    ``[kh·kw·in, out]`` as in ``torch.nn.utils.spectral_norm``.
-    """
+    """``W / σ_max(W)`` with ``σ_max`` from ``num_iterations`` of power iteration from a fixed start vector
+    (Miyato et al. 2018, arXiv:1802.05957), singular vectors held constant in the gradient: the *stateless*
+    reference computation (tests; the layers carry their vector, :class:`SpectralVector`). Conv kernels
+    ``[kh, kw, in, out]`` are flattened to ``[kh·kw·in, out]`` as in ``torch.nn.utils.spectral_norm``."""
     w = kernel.reshape(-1, kernel.shape[-1])
-    u = jnp.ones((w.shape[1],), w.dtype) / math.sqrt(w.shape[1])
-    sg = jax.lax.stop_gradient
+    u = power_iteration(w, jnp.ones((w.shape[1],), w.dtype) / math.sqrt(w.shape[1]), num_iterations)
+    return kernel / spectral_sigma(w, u)
+
+
+class SpectralVector(nnx.Variable):
+    """The carried power-iteration vector ``u [out]`` of a spectrally normalized layer: not trained (its
+    gradient is zero and :func:`with_power_iteration` overwrites its optimizer update), part of the params
+    state, so checkpoints and resumes carry it (as PyTorch's ``weight_u`` buffer)."""
+
+
+def power_iteration(w: Array, u: Array, num_iterations: int) -> Array:
+    """``num_iterations`` power-method steps ``u ← normalize(Wᵀ normalize(W u))`` for ``w [a, out]``, ``u [out]``
+    (no gradient): ``u`` tends to the top right singular vector."""
+    w = jax.lax.stop_gradient(w)
 
     def body(_: int, u: Array) -> Array:
-        v = sg(w) @ u
+        v = w @ u
         v = v / jnp.maximum(jnp.linalg.norm(v), 1e-12)
-        u = sg(w).T @ v
+        u = w.T @ v
         return u / jnp.maximum(jnp.linalg.norm(u), 1e-12)
 
-    u = sg(jax.lax.fori_loop(0, num_iterations, body, u))
-    v = sg(w @ u)
-    v = v / jnp.maximum(jnp.linalg.norm(v), 1e-12)
-    sigma = v @ w @ u
-    return kernel / jnp.maximum(sigma, 1e-12)
+    return jax.lax.fori_loop(0, num_iterations, body, jax.lax.stop_gradient(u))
+
+
+def spectral_sigma(w: Array, u: Array) -> Array:
+    """``σ = ‖W u‖`` for ``w [a, out]`` and a unit ``u`` held constant (``= vᵀWu`` with ``v = Wu/‖Wu‖``, PyTorch's
+    estimate); the gradient flows through ``W``."""
+    return jnp.maximum(jnp.linalg.norm(w @ jax.lax.stop_gradient(u)), 1e-12)
+
+
+def with_power_iteration(inner: Any, num_iterations: int = 1) -> Any:
+    """An optax transformation: ``inner`` for every leaf, then, for every :class:`SpectralVector` leaf (named
+    ``sn_u`` next to its layer's ``kernel``), the update that replaces ``u`` by ``num_iterations`` power steps on
+    the kernel before this gradient step. So each gradient step advances every ``u`` by one iteration (PyTorch's
+    default ``n_power_iterations=1`` per training forward) while rollout forwards read ``u`` without advancing it
+    (as PyTorch's eval mode) [P]."""
+    import optax
+
+    def is_vector(path: tuple) -> bool:
+        return any(getattr(k, "key", None) == "sn_u" for k in path)
+
+    def kernel_path(path: tuple) -> tuple:
+        return tuple(jax.tree_util.DictKey("kernel") if getattr(k, "key", None) == "sn_u" else k for k in path)
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        updates, state = inner.update(updates, state, params)
+        flat = dict(jax.tree_util.tree_flatten_with_path(params)[0])
+
+        def replace(path: tuple, upd: Array) -> Array:
+            if not is_vector(path):
+                return upd
+            w = flat[kernel_path(path)]
+            u = flat[path]
+            return power_iteration(w.reshape(-1, w.shape[-1]), u, num_iterations) - u
+
+        return jax.tree_util.tree_map_with_path(replace, updates), state
+
+    return optax.GradientTransformation(inner.init, update)
+
+
+def _init_vector(kernel: Array, key: Array) -> SpectralVector:
+    """``u₀``: a random unit vector refined by 15 power steps on the initial kernel (PyTorch at registration)."""
+    w = kernel.reshape(-1, kernel.shape[-1])
+    u = jax.random.normal(key, (w.shape[1],), w.dtype)
+    return SpectralVector(power_iteration(w, u / jnp.linalg.norm(u), 15))
 
 
 class Linear(nnx.Module):
-    """``x @ W + b`` with optional spectral normalization of ``W`` (PyTorch default init)."""
+    """``x @ W + b`` with optional spectral normalization ``W / ‖W u‖`` by the carried vector ``u``
+    (PyTorch default init)."""
 
-    def __init__(self, in_features: int, out_features: int, *, spectral: bool = False, sn_iterations: int = 5, rngs: nnx.Rngs):
+    def __init__(self, in_features: int, out_features: int, *, spectral: bool = False, rngs: nnx.Rngs):
         self.kernel = nnx.Param(torch_default_init(rngs.params(), (in_features, out_features), jnp.float32))
         self.bias = nnx.Param(jax.random.uniform(rngs.params(), (out_features,), jnp.float32, -1, 1) / math.sqrt(in_features))
-        self.spectral, self.sn_iterations = spectral, sn_iterations
+        self.spectral = spectral
+        if spectral:
+            self.sn_u = _init_vector(self.kernel[...], rngs.params())
 
     def __call__(self, x: Array) -> Array:
         w = self.kernel[...]
         if self.spectral:
-            w = spectral_normalize(w, self.sn_iterations)
+            w = w / spectral_sigma(w, self.sn_u[...])
         return x @ w + self.bias[...]
 
 
 class Conv(nnx.Module):
-    """3×3 SAME convolution over ``[N, H, W, C]`` with optional spectral normalization (PyTorch default init)."""
+    """``k×k`` convolution (3×3 SAME by default) over ``[N, H, W, C]`` with optional spectral normalization by
+    the carried vector (the kernel flattened to ``[k²·in, out]``; PyTorch default init)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, spectral: bool = False, sn_iterations: int = 5, rngs: nnx.Rngs):
-        self.kernel = nnx.Param(torch_default_init(rngs.params(), (3, 3, in_channels, out_channels), jnp.float32))
-        self.bias = nnx.Param(jax.random.uniform(rngs.params(), (out_channels,), jnp.float32, -1, 1) / math.sqrt(9 * in_channels))
-        self.spectral, self.sn_iterations = spectral, sn_iterations
+    def __init__(self, in_channels: int, out_channels: int, *, spectral: bool = False, kernel_size: int = 3,
+                 padding: str = "SAME", rngs: nnx.Rngs):
+        shape = (kernel_size, kernel_size, in_channels, out_channels)
+        self.kernel = nnx.Param(torch_default_init(rngs.params(), shape, jnp.float32))
+        fan_in = kernel_size * kernel_size * in_channels
+        self.bias = nnx.Param(jax.random.uniform(rngs.params(), (out_channels,), jnp.float32, -1, 1) / math.sqrt(fan_in))
+        self.spectral, self.padding = spectral, padding
+        if spectral:
+            self.sn_u = _init_vector(self.kernel[...], rngs.params())
 
     def __call__(self, x: Array) -> Array:
         w = self.kernel[...]
         if self.spectral:
-            w = spectral_normalize(w, self.sn_iterations)
-        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            w = w / spectral_sigma(w.reshape(-1, w.shape[-1]), self.sn_u[...])
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + self.bias[...]
 
 
@@ -105,9 +162,9 @@ class ImpalaEncoder(nnx.Module):
     + skip)``, channels ``(16, 32, 32)``; then flatten and ReLU. ``[..., H, W, C] -> [..., flat]``
     (MinAtar 10×10: 10 → 5 → 3 → 2, flat = 2·2·32 = 128)."""
 
-    def __init__(self, obs_shape: Sequence[int], channels: Sequence[int], *, spectral: bool, sn_iterations: int, rngs: nnx.Rngs):
+    def __init__(self, obs_shape: Sequence[int], channels: Sequence[int], *, spectral: bool, rngs: nnx.Rngs):
         height, width, in_ch = obs_shape
-        kw = dict(spectral=spectral, sn_iterations=sn_iterations, rngs=rngs)
+        kw = dict(spectral=spectral, rngs=rngs)
         stages = []
         for out_ch in channels:
             stages.append(nnx.List([Conv(in_ch, out_ch, **kw)] + [Conv(out_ch, out_ch, **kw) for _ in range(4)]))
@@ -132,8 +189,8 @@ class SmallEncoder(nnx.Module):
     ``"mlp"``: the flattened observation through the MLP. ``[..., *obs_shape] -> [..., hidden_sizes[-1]]``."""
 
     def __init__(self, kind: str, obs_shape: Sequence[int], hidden_sizes: Sequence[int], activation: str, *,
-                 spectral: bool, sn_iterations: int, rngs: nnx.Rngs):
-        kw = dict(spectral=spectral, sn_iterations=sn_iterations, rngs=rngs)
+                 spectral: bool, rngs: nnx.Rngs):
+        kw = dict(spectral=spectral, rngs=rngs)
         self.kind, self.obs_ndim, self.activation = kind, len(obs_shape), activation
         self.conv = Conv(obs_shape[-1], 16, **kw) if kind == "cnn" else None
         width = math.prod(obs_shape[:-1]) * 16 if kind == "cnn" else math.prod(obs_shape)
@@ -150,6 +207,27 @@ class SmallEncoder(nnx.Module):
         for layer in self.layers:
             x = act(layer(x))
         return x
+
+
+class GridworldEncoder(nnx.Module):
+    """hyper-rl's small-observation encoder (``GridworldCNN``, ``src/rl/agents/networks.py``, its MiniGrid
+    setup [C]): ``x/obs_max − 0.5`` then three 2×2 VALID convolutions with 16, 32, 64 channels and ReLU, flattened
+    (10×10 MinAtar frames: 7·7·64 = 3136 features; the penultimate Linear follows in :class:`HyperActorCritic`).
+    ``obs_max`` is 1 (MinAtar frames are 0/1). ``[..., H, W, C] -> [..., flat]``."""
+
+    def __init__(self, obs_shape: Sequence[int], *, spectral: bool, rngs: nnx.Rngs):
+        height, width, in_ch = obs_shape
+        chans = (16, 32, 64)
+        self.convs = nnx.List([Conv(a, b, spectral=spectral, kernel_size=2, padding="VALID", rngs=rngs)
+                               for a, b in zip((in_ch,) + chans[:-1], chans)])
+        self.out_features = (height - 3) * (width - 3) * chans[-1]
+
+    def __call__(self, x: Array) -> Array:
+        batch_shape = x.shape[:-3]
+        x = x.reshape((-1,) + x.shape[-3:]) - 0.5
+        for conv in self.convs:
+            x = jax.nn.relu(conv(x))
+        return x.reshape(batch_shape + (-1,))
 
 
 class FeatureRegularizer(nnx.Module):
@@ -245,18 +323,21 @@ class HyperActorCritic(nnx.Module):
         alpha: float = 0.95,
         value_centers: Any = None,
         spectral_norm: bool = False,
-        sn_iterations: int = 5,
         rngs: nnx.Rngs,
     ):
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; expected one of {GEOMETRIES}")
         if feature_reg not in FEATURE_REGS:
             raise ValueError(f"unknown feature_reg {feature_reg!r}; expected one of {FEATURE_REGS}")
-        sn = dict(spectral=spectral_norm, sn_iterations=sn_iterations)
+        sn = dict(spectral=spectral_norm)
         if encoder == "impala":
             if len(obs_shape) != 3:
                 raise ValueError(f"encoder='impala' needs [H, W, C] observations, got {tuple(obs_shape)}")
             self.encoder = ImpalaEncoder(obs_shape, channels, **sn, rngs=rngs)
+        elif encoder == "gridworld":
+            if len(obs_shape) != 3 or min(obs_shape[:2]) < 4:
+                raise ValueError(f"encoder='gridworld' needs [H, W, C] observations with H, W >= 4, got {tuple(obs_shape)}")
+            self.encoder = GridworldEncoder(obs_shape, **sn, rngs=rngs)
         elif encoder in ("cnn", "mlp"):
             if encoder == "cnn" and len(obs_shape) != 3:
                 raise ValueError(f"encoder='cnn' needs [H, W, C] observations, got {tuple(obs_shape)}")

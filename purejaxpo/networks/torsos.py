@@ -10,11 +10,17 @@ from flax import nnx
 
 from purejaxpo.networks.initializers import orthogonal
 
+def mish(x: jax.Array) -> jax.Array:
+    """Mish (Misra 2019, arXiv:1908.08681): ``x · tanh(softplus(x))``."""
+    return x * jnp.tanh(jax.nn.softplus(x))
+
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
     "gelu": jax.nn.gelu,
     "silu": jax.nn.silu,
+    "mish": mish,
 }
 
 

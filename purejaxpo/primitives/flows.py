@@ -5,6 +5,7 @@ The policy is ``a = φ_θ(x0; s) + δ`` with ``x0 ~ N(0, I)``, ``φ_θ`` the end
 ``dx/dt = v_θ(x, t; s)`` and ``δ ~ N(0, diag σ²)``. All functions are pure array code; velocity fields are
 passed as callables ``v(x [..., D], t [...]) -> [..., D]``. Action vectors live on the last axis ``D``;
 every leading axis is a batch axis. Formulas follow the released code ([C]); choices marked [P] in docstrings are our reading.
+The FPO primitives below (the flow baseline PolicyFlow compares with) follow FPO's official code.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Callable
 import distrax
 import jax
 import jax.numpy as jnp
+
+from purejaxpo.primitives.kl_adaptive import kl_adaptive_lr  # noqa: F401  (re-exported: PolicyFlow's schedule)
 
 Array = jax.Array
 VelocityFn = Callable[[Array, Array], Array]
@@ -166,17 +169,73 @@ def brownian_regularizer(
     return jnp.mean(sq, axis=-1) if reduction == "mean" else jnp.sum(sq, axis=-1)
 
 
-def kl_adaptive_lr(
-    lr: Array,
-    kl: Array,
-    desired_kl: float | Array = 0.01,
-    factor: float | Array = 1.5,
-    min_lr: float | Array = 1e-6,
-    max_lr: float | Array = 1e-2,
-) -> Array:
-    """SKRL-style KL-adaptive learning rate (the SKRL defaults are our assumption [P])::
+# ----------------------------------------------------------------------------------------------------------------
+# FPO: flow policy optimization (McAllister et al. 2025, "Flow Matching Policy Gradients", arXiv:2507.21053;
+# official code github.com/akanazawa/fpo, playground/src/flow_policy/fpo.py [C]). Convention there: t = 1 is
+# noise, t = 0 the action, x_t = t·ε + (1 − t)·a, and the network's velocity points from the action to the noise.
+# ----------------------------------------------------------------------------------------------------------------
 
-        lr ← lr / factor  if KL > 2·desired_kl;   lr ← lr · factor  if KL < desired_kl / 2;   clip to [min, max]
+CFM_MODES = ("u_but_supervise_as_eps", "u")
+
+
+def fpo_schedule(num_steps: int) -> tuple[Array, Array]:
+    """``(t_current [K], t_next [K])`` of ``linspace(1, 0, K + 1)``: the Euler steps from noise to action."""
+    path = jnp.linspace(1.0, 0.0, num_steps + 1)
+    return path[:-1], path[1:]
+
+
+def timestep_embedding(t: Array, dim: int = 8) -> Array:
+    """``t [...] -> [..., dim]``: ``[cos(2^k t), sin(2^k t)]`` for ``k < dim/2`` (FPO's embedding [C])."""
+    if dim % 2:
+        raise ValueError(f"the timestep embedding needs an even dim, got {dim}")
+    scaled = jnp.asarray(t)[..., None] * (2.0 ** jnp.arange(dim // 2, dtype=jnp.float32))
+    return jnp.concatenate([jnp.cos(scaled), jnp.sin(scaled)], axis=-1)
+
+
+def euler_sample(velocity: VelocityFn, noise: Array, num_steps: int) -> Array:
+    """Integrate ``dx/dt = v(x, t)`` from ``t = 1`` (``x = noise [..., D]``) to ``t = 0`` with ``K`` Euler steps,
+    ``x ← x + (t_next − t)·v(x, t)`` (FPO's sampler with ``sde_sigma = 0`` [C]); ``velocity`` gets ``t``
+    broadcast to ``x.shape[:-1]``. Returns the action ``[..., D]``."""
+    t_current, t_next = fpo_schedule(num_steps)
+
+    def step(x: Array, times: tuple[Array, Array]) -> tuple[Array, None]:
+        t, t_after = times
+        return x + (t_after - t) * velocity(x, jnp.broadcast_to(t, x.shape[:-1])), None
+
+    action, _ = jax.lax.scan(step, noise, (t_current, t_next))
+    return action
+
+
+def cfm_interpolate(action: Array, eps: Array, t: Array) -> Array:
+    """``x_t = t·ε + (1 − t)·a``: ``action [..., D]``, ``eps [..., N, D]``, ``t [..., N]`` → ``[..., N, D]``."""
+    return t[..., None] * eps + (1.0 - t[..., None]) * action[..., None, :]
+
+
+def cfm_loss(velocity_pred: Array, x_t: Array, eps: Array, action: Array, t: Array,
+             mode: str = "u_but_supervise_as_eps") -> Array:
+    """FPO's conditional flow-matching loss per (ε, t) pair, ``[..., N]`` ([C])::
+
+        "u":                       mean_d (v̂ − (ε − a))²
+        "u_but_supervise_as_eps":  mean_d (ε − x̂_1)²,  x̂_1 = x_t − t·v̂ + v̂   (= (1 − t)² · the "u" loss)
+
+    ``velocity_pred, x_t, eps [..., N, D]``, ``action [..., D]``, ``t [..., N]``.
     """
-    lr = jnp.where(kl > 2.0 * desired_kl, lr / factor, jnp.where(kl < 0.5 * desired_kl, lr * factor, lr))
-    return jnp.clip(lr, min_lr, max_lr)
+    if mode not in CFM_MODES:
+        raise ValueError(f"unknown CFM mode {mode!r}; expected one of {CFM_MODES}")
+    if mode == "u":
+        return jnp.mean(jnp.square(velocity_pred - (eps - action[..., None, :])), axis=-1)
+    x1_pred = x_t - t[..., None] * velocity_pred + velocity_pred
+    return jnp.mean(jnp.square(eps - x1_pred), axis=-1)
+
+
+def fpo_log_ratio(loss_old: Array, loss_new: Array, average_before_exp: bool = True, clip: float = 3.0) -> Array:
+    """FPO's log-ratio surrogate from CFM losses ``[..., N]`` ([C])::
+
+        average_before_exp:  log ρ = mean_i ℓ_old,i − mean_i ℓ_θ,i         → [...]
+        otherwise:           log ρ_i = clip(ℓ_old,i − ℓ_θ,i, −clip, clip)   → [..., N] (one ratio per pair)
+
+    A lower CFM loss on (s, a) than before the update means the new flow makes ``a`` more likely.
+    """
+    if average_before_exp:
+        return jnp.mean(loss_old, axis=-1) - jnp.mean(loss_new, axis=-1)
+    return jnp.clip(loss_old - loss_new, -clip, clip)
