@@ -212,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out=plan.out, overwrite=args.overwrite, progress=not args.no_progress, eval_episodes=plan.eval_episodes,
         eval_deterministic=plan.eval_deterministic, sweep_labels=plan.labels or None,
         seeds_per_batch=args.seeds_per_batch, check_memory=not args.skip_memory_check, terms=rundir.CLI_TERMS,
-        loggers=loggers,
+        loggers=loggers, compile_cache=False if args.no_compile_cache else (args.compile_cache or True),
     )
     if distributed.is_main():
         print(format_summary(results.summary(), plan.out))
@@ -227,6 +227,12 @@ def _stats_line(name: str, stats: dict[str, Any]) -> str:
     return f"{name}: mean {_fmt(stats['mean'])}, median {_fmt(stats['median'])}, min {_fmt(stats['min'])}, max {_fmt(stats['max'])}"
 
 
+def _cache_note(cache: dict[str, Any] | None) -> str:
+    if not cache:
+        return ""
+    return "; compile cache: " + ("hit" if cache["hit"] else f"{cache['hits']} hit(s), {cache['misses']} miss(es)")
+
+
 def format_summary(summary: dict[str, Any], out: Path) -> str:
     """The printed summary: every setting of a sweep, ``n/a`` where no episode finished."""
     seeds = f"{summary['num_seeds']} seeds" + (f" (indices {summary['seed_indices']})" if "seed_indices" in summary else "")
@@ -235,7 +241,8 @@ def format_summary(summary: dict[str, Any], out: Path) -> str:
     lines = [
         f"{summary['algo']} on {summary['env']}: {settings}{seeds} × {summary['total_timesteps']:,} env steps",
         f"  compile {summary['compile_s']:.1f} s, run {summary['run_s']:.1f} s, {_fmt(summary['env_steps_per_s'], ',.0f')} env-steps/s"
-        + (f" (resumed at update {summary['resumed_from_update']})" if summary.get("resumed_from_update") else ""),
+        + (f" (resumed at update {summary['resumed_from_update']})" if summary.get("resumed_from_update") else "")
+        + _cache_note(summary.get("compile_cache")),
     ]
     if not sweep:
         lines.append("  " + _stats_line("final return (last 5% of updates)", summary["final_return"]))
@@ -287,6 +294,10 @@ def add_train(sub: Any) -> None:
     train.add_argument("--shard", type=_shard_arg, default=None, metavar="I/N",
                        help="train only slice I of N of the (setting × seed) runs, with the seeds the whole run gives "
                             "them (job arrays); combine the slices with `purejaxpo merge`")
+    cache = train.add_mutually_exclusive_group()
+    cache.add_argument("--compile-cache", default=None, metavar="DIR",
+                       help="persistent compilation cache directory (default $PUREJAXPO_CACHE_DIR or ~/.cache/purejaxpo/xla)")
+    cache.add_argument("--no-compile-cache", action="store_true", help="compile from scratch, cache nothing")
     distributed.add_arguments(train)
     train.set_defaults(func=cmd_train)
 

@@ -17,6 +17,10 @@ import jax
 
 _HIT = "/jax/compilation_cache/cache_hits"
 _MISS = "/jax/compilation_cache/cache_misses"
+# Bounded (least recently used entries go first). A size limit also makes JAX lock the directory (filelock) for
+# every read and write, so processes sharing it (a multi-process run, two runs at once) never read a file
+# another one is still writing.
+MAX_BYTES = 4 * 1024**3
 _lock = threading.Lock()
 _counts = {"hits": 0, "misses": 0}
 _listening = False
@@ -40,18 +44,44 @@ def _listen(event: str, **kwargs) -> None:
 
 def enable(directory: str | os.PathLike | None = None) -> Path:
     """Use ``directory`` (default :func:`default_dir`) as JAX's persistent compilation cache, caching every
-    executable whatever its size or compile time; returns the directory. Safe to call more than once."""
+    executable whatever its size or compile time, at most :data:`MAX_BYTES` on disk; returns the directory. Safe
+    to call more than once."""
     global _listening
     path = Path(directory) if directory is not None else default_dir()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     with _lock:
         if not _listening:
             jax.monitoring.register_event_listener(_listen)
             _listening = True
     return path
+
+
+def configured_dir() -> str | None:
+    """The cache directory JAX is using now (set by :func:`enable`, by the user or by ``JAX_COMPILATION_CACHE_DIR``)."""
+    return jax.config.jax_compilation_cache_dir or None
+
+
+def use(setting: bool | str | os.PathLike) -> str | None:
+    """The runner's switch: ``True`` keeps a directory already configured (by the user, or an earlier call) and
+    otherwise enables :func:`default_dir`; a path enables that directory; ``False`` enables nothing (a cache
+    configured elsewhere in the process stays in use). Returns the directory in use, or ``None``."""
+    if setting is False:
+        return configured_dir()
+    if setting is True:
+        return configured_dir() or str(enable())
+    return str(enable(setting))
+
+
+def report(directory: str | None, stats: "CacheStats") -> dict[str, object] | None:
+    """``{"dir", "hits", "misses", "hit"}`` for the summary (``hit``: every executable came from the cache)."""
+    if directory is None:
+        return None
+    counts = stats.snapshot()
+    return {"dir": directory, **counts, "hit": counts["hits"] > 0 and counts["misses"] == 0}
 
 
 class CacheStats:

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxpo import checkpointing, distributed, memory, rundir, shards
+from purejaxpo import compile_cache as xla_cache
 from purejaxpo.algorithms.registry import Algorithm
 from purejaxpo.batching import map_over_runs, resolve_seeds_per_batch
 from purejaxpo.chunks import updates_upto
@@ -104,6 +105,7 @@ def run(
     check_memory: bool = True,
     terms: rundir.Terms = rundir.API_TERMS,
     loggers: Sequence[Any] = (),
+    compile_cache: bool | str | Path = True,
 ) -> Results:
     """Train ``algo`` on ``env`` for ``num_seeds`` seeds (× every setting when ``hparams`` is a list).
 
@@ -132,6 +134,10 @@ def run(
       check_memory: refuse, before compiling, a run whose memory estimate exceeds the machine's
         (:mod:`purejaxpo.memory`).
       terms: how error messages name options (:data:`rundir.CLI_TERMS` from the command line).
+      compile_cache: JAX's persistent compilation cache (:mod:`purejaxpo.compile_cache`): ``True`` (default) uses
+        the directory already configured or ``~/.cache/purejaxpo/xla`` (``$PUREJAXPO_CACHE_DIR``), a path uses
+        that one, ``False`` none; a second run of the same program loads its executables instead of compiling
+        them. The setting is process-wide (JAX's config). ``summary()["compile_cache"]`` says whether it hit.
       loggers: sinks (:mod:`purejaxpo.loggers`: TensorBoard, wandb) fed on the host between chunks, never inside
         the compiled loop; a sink that fails is reported once and dropped, training goes on.
 
@@ -229,10 +235,11 @@ def run(
         raise
     distributed.agree("creating the run directory")
 
+    cache_dir = xla_cache.use(compile_cache)  # after every check: bad input never touches the cache
     job = _Job(
         trainer, algorithm, env_name, settings, labels, hp, num_seeds, indices, seed, devices, mesh, per_batch, chunk,
         metric_names, meta, checkpoint_dir, checkpoint_every, resume, run_dir, progress, eval_episodes,
-        eval_deterministic, eval_max_steps, list(loggers),
+        eval_deterministic, eval_max_steps, list(loggers), cache_dir,
     )
     try:
         if checkpoint_dir is not None and jax.process_count() > 1:
@@ -349,6 +356,7 @@ class _Job:
     eval_deterministic: bool
     eval_max_steps: int | None
     loggers: list[Any]
+    cache_dir: str | None
 
 
 def _train(job: _Job) -> Results:
@@ -387,6 +395,7 @@ def _train(job: _Job) -> Results:
         chunk_sharding = {"in_shardings": (*sharding["in_shardings"], placement.sharding()), "out_shardings": sharding["out_shardings"]}
     compiled: list[Any] = []
     compile_s = 0.0
+    cache_stats = xla_cache.CacheStats()  # hits and misses of this call's compiles
 
     def chunk_fn(state: Any) -> Any:
         nonlocal compile_s
@@ -413,6 +422,7 @@ def _train(job: _Job) -> Results:
             metrics=metrics, state=placement.gather(state) if multi and state is not None else state, compile_s=compile_s,
             run_s=run_s, eval_returns=eval_returns, sweep_labels=labels, seed=seed, seed_indices=indices,
             start_update=start_update, steps_per_update=trainer.config.batch_size, timeline=list(timeline),
+            compile_cache=xla_cache.report(job.cache_dir, cache_stats),
         )
         return full if upto is None or upto == num_updates else full.truncated(upto)
 

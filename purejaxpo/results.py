@@ -69,6 +69,8 @@ class Results:
     provenance: dict[str, Any] | None = None
     # (updates done, seconds since the call started) at the start and after every chunk: timestamps.csv
     timeline: list[tuple[int, float]] = field(default_factory=list)
+    # the persistent compilation cache this call used: {"dir", "hits", "misses", "hit"} (purejaxpo.compile_cache)
+    compile_cache: dict[str, Any] | None = None
 
     @property
     def num_updates(self) -> int:
@@ -135,6 +137,7 @@ class Results:
             "total_timesteps": self.total_env_steps,
             "num_updates": self.num_updates,
             "compile_s": round(self.compile_s, 3),
+            "compile_cache": self.compile_cache,
             "run_s": round(self.run_s, 3),
             "resumed_from_update": self.start_update,
             "env_steps_run": self.env_steps_run,

@@ -117,6 +117,17 @@ COMMON_HPARAM_RULES: dict[str, Rule] = {
     "max_grad_norm": above(0),
 }
 
+# The KL-adaptive learning rate's knobs (purejaxpo.primitives.kl_adaptive), shared by PolicyFlow and its
+# Gaussian-PPO baseline, with AdamW's weight decay and the value clip they also share.
+KL_ADAPTIVE_LR_RULES: dict[str, Rule] = {
+    "value_clip_eps": above(0),
+    "weight_decay": at_least(0),
+    "desired_kl": above(0),
+    "lr_factor": at_least(1),
+    "min_lr": at_least(0),
+    "max_lr": above(0),
+}
+
 
 def check_hparams(hp: Any, rules: dict[str, Rule] | None = None) -> None:
     """Raise ``ValueError`` if a concrete field of ``hp`` breaks its rule (every element of a stacked grid

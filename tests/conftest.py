@@ -1,5 +1,7 @@
 """Shared test fixtures. Learning tests carry ``@pytest.mark.learning``; CI runs both kinds."""
 
+import os
+import tempfile
 import warnings
 
 import chex
@@ -8,6 +10,11 @@ import numpy as np
 import pytest
 
 warnings.filterwarnings("ignore", message="total_timesteps=.*is not a multiple")
+
+# Runs (in-process and the CLI's subprocesses, which inherit the environment) cache their compilations in one
+# fresh directory per session: nothing lands in the user's ~/.cache, and a program compiled once (the CLI tests
+# train the same small PPO many times) loads from the cache afterwards.
+os.environ.setdefault("PUREJAXPO_CACHE_DIR", tempfile.mkdtemp(prefix="purejaxpo-test-xla-"))
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ def test_render_plot_export_and_list_through_the_cli(two_runs, tmp_path):
     assert proc.returncode == 0
     row = next(line for line in proc.stdout.splitlines() if line.startswith("objective "))
     assert row.split()[:3] == ["objective", "str", "clip"]
-    assert "[clip | kl_penalty | spo | ewma | dpo | r2vpo]" in " ".join(proc.stdout.split())  # wrapped to the width
+    assert "[clip | kl_penalty | spo | ewma | dpo | r2vpo | p3o | p3o_joint]" in " ".join(proc.stdout.split())  # wrapped to the width
     assert any(line.split()[:3] == ["clip_eps", "float", "0.2"] for line in proc.stdout.splitlines())
     assert "pendulum" in proc.stdout and max(len(line) for line in proc.stdout.splitlines()) <= 130
 

@@ -44,3 +44,23 @@ def test_default_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("PUREJAXPO_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert compile_cache.default_dir() == tmp_path / "xdg" / "purejaxpo" / "xla"
+
+
+def _train(out: Path, *flags: str) -> dict:
+    cmd = [sys.executable, "-m", "purejaxpo", "train", "ppo", "--env", "CartPole-v1", "--total-timesteps", "2048",
+           "--num-seeds", "1", "--eval-episodes", "1", "--no-progress", "--out", str(out), *flags]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {"summary": json.loads((out / "summary.json").read_text()), "stdout": proc.stdout}
+
+
+def test_the_cli_caches_by_default_and_a_second_run_loads_instead_of_compiling(tmp_path):
+    cache = tmp_path / "xla"
+    first = _train(tmp_path / "a", "--compile-cache", str(cache))
+    second = _train(tmp_path / "b", "--compile-cache", str(cache))
+    assert first["summary"]["compile_cache"]["misses"] >= 1 and not first["summary"]["compile_cache"]["hit"]
+    assert second["summary"]["compile_cache"] == {"dir": str(cache), "hits": second["summary"]["compile_cache"]["hits"],
+                                                  "misses": 0, "hit": True}
+    assert "compile cache: hit" in second["stdout"]
+    off = _train(tmp_path / "c", "--no-compile-cache")
+    assert off["summary"]["compile_cache"] is None and "compile cache" not in off["stdout"]

@@ -45,8 +45,14 @@ class FPOConfig(RolloutBudget):
     """Static settings. Flow and network defaults are the official ones [C]; the batch layout is CPU-scale
     (official: 2048 envs × 30 steps, 32 minibatches, 16 passes).
 
-    - ``num_flow_steps`` (K, 10), ``num_samples`` (N (ε, t) pairs per action, 8), ``output_scale`` (0.25),
-      ``time_embed_dim`` (8), ``cfm_mode`` (``"u_but_supervise_as_eps"``), ``average_losses_before_exp`` (True).
+    Fields:
+        critic_hidden_sizes: widths of the critic
+        num_flow_steps: K Euler steps of the flow when sampling an action
+        num_samples: N (ε, t) pairs per action in the CFM-loss ratio
+        output_scale: scale of the velocity net's output
+        time_embed_dim: width of the flow-time embedding (even)
+        cfm_mode: what the conditional flow-matching loss supervises
+        average_losses_before_exp: average the N CFM losses before the exponential of the ratio (else after)
     """
 
     algorithm_name: ClassVar[str] = "fpo"

@@ -30,14 +30,18 @@ from purejaxpo.primitives.advantages import explained_variance, masked_mean, nor
 from purejaxpo.primitives.kl_adaptive import adapt_lr_on_running_kl, running_kl_init
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
 from purejaxpo.spaces import policy_spec
-from purejaxpo.types import CheckedHParams, Trainer, above, at_least
+from purejaxpo.types import KL_ADAPTIVE_LR_RULES, CheckedHParams, Trainer
 
 Array = jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
 class GaussianPPOConfig(RolloutBudget):
-    """Static settings (module doc); the batch is CPU-scale (the reference: 4096 envs × 32 steps)."""
+    """Static settings (module doc); the batch is CPU-scale (the reference: 4096 envs × 32 steps).
+
+    Fields:
+        kl_adaptive_lr: adapt the learning rate per epoch from the running-mean KL (off = constant ``hp.lr``)
+    """
 
     algorithm_name: ClassVar[str] = "gaussian_ppo"
 
@@ -63,7 +67,17 @@ class GaussianPPOConfig(RolloutBudget):
 
 @struct.dataclass
 class GaussianPPOHParams(CheckedHParams):
-    """Traced hyperparameters (the reference's MultiGoal values; KL-rule factor and clamps SKRL's [P])."""
+    """Traced hyperparameters (the reference's MultiGoal values; KL-rule factor and clamps SKRL's [P]).
+
+    Fields:
+        lr: learning rate (the initial one with kl_adaptive_lr)
+        value_clip_eps: clip range of the clipped value loss
+        weight_decay: AdamW weight decay
+        desired_kl: KL target of the adaptive learning rate
+        lr_factor: factor the adaptive rule multiplies or divides the learning rate by
+        min_lr: lower clamp of the adaptive learning rate
+        max_lr: upper clamp of the adaptive learning rate
+    """
 
     lr: float = 2e-4
     gamma: float = 0.99
@@ -80,14 +94,7 @@ class GaussianPPOHParams(CheckedHParams):
     max_lr: float = 1e-2
 
 
-GaussianPPOHParams.rules = {
-    "value_clip_eps": above(0),
-    "weight_decay": at_least(0),
-    "desired_kl": above(0),
-    "lr_factor": at_least(1),
-    "min_lr": at_least(0),
-    "max_lr": above(0),
-}
+GaussianPPOHParams.rules = KL_ADAPTIVE_LR_RULES
 
 
 @struct.dataclass

@@ -39,7 +39,7 @@ from purejaxpo.primitives.kl_adaptive import adapt_lr_on_running_kl, running_kl_
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, clipped_surrogate, sample_kl
 from purejaxpo.spaces import PolicySpec, policy_spec
-from purejaxpo.types import CheckedHParams, Trainer, above, at_least
+from purejaxpo.types import KL_ADAPTIVE_LR_RULES, CheckedHParams, Trainer, at_least
 
 Array = jax.Array
 
@@ -142,16 +142,7 @@ class PolicyFlowHParams(CheckedHParams):
     max_lr: float = 1e-2
 
 
-PolicyFlowHParams.rules = {
-    "value_clip_eps": above(0),
-    "brownian_coef": at_least(0),
-    "brownian_beta": at_least(0),
-    "weight_decay": at_least(0),
-    "desired_kl": above(0),
-    "lr_factor": at_least(1),
-    "min_lr": at_least(0),
-    "max_lr": above(0),
-}
+PolicyFlowHParams.rules = {**KL_ADAPTIVE_LR_RULES, "brownian_coef": at_least(0), "brownian_beta": at_least(0)}
 
 
 @struct.dataclass
