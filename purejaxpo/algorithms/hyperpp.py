@@ -29,11 +29,10 @@ updates that left the trust region). The KL threshold is our reading [P]: the pa
 fractions but we found no explicit violation threshold.
 
 Differences from the reference [P]: advantages are computed once per rollout (hyper-rl recomputes the bootstrap
-value each epoch); the manifold math runs in float32 with the float32 MLR clamp; spectral norm uses a
-carried power-iteration vector (``sn_iterations`` steps
-per gradient step, PyTorch's default 1 per training forward; rollout forwards read it without advancing it, as
-PyTorch's eval mode, where CleanRL-style code also advances it); the Poincaré offsets are trained through a tangent parametrization with Adam
-instead of Riemannian Adam.
+value each epoch); the manifold math runs in float32 with the float32 MLR clamp; spectral norm uses a carried
+power-iteration vector (``sn_iterations`` steps per gradient step, PyTorch's default 1 per training forward; rollout
+forwards read it without advancing it, as PyTorch's eval mode); the Poincaré offsets are trained through a tangent
+parametrization with Adam instead of Riemannian Adam.
 """
 
 from __future__ import annotations
@@ -261,19 +260,6 @@ def hyperpp_loss(model: HyperActorCritic, batch: Batch, hp: HyperPPHParams, conf
     return loss, aux
 
 
-def power_iterating_adam(num_iterations: int, eps: float = 1e-5) -> Any:
-    """``clip_by_global_norm → Adam`` (hyperparameters in the state, :mod:`purejaxpo.engine.optim`) that also
-    advances every spectral-norm vector by ``num_iterations`` power steps per gradient step
-    (:func:`~purejaxpo.networks.hyperbolic.with_power_iteration`); a no-op for models without spectral norm."""
-    import optax
-
-    def factory(learning_rate: Array, max_grad_norm: Array) -> optax.GradientTransformation:
-        inner = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
-        return with_power_iteration(inner, num_iterations)
-
-    return optax.inject_hyperparams(factory)(learning_rate=0.0, max_grad_norm=1.0)
-
-
 def make_train(config: HyperPPConfig, env: Any, env_params: Any) -> Trainer:
     """Build the Hyper++ / S-RYM / Euclidean PPO :class:`~purejaxpo.types.Trainer` (discrete actions)."""
     spec = policy_spec(env, env_params)
@@ -299,7 +285,8 @@ def make_train(config: HyperPPConfig, env: Any, env_params: Any) -> Trainer:
         return {"learning_rate": lr, "max_grad_norm": hp.max_grad_norm}
 
     phase = engine.Phase(
-        loss=lambda m, mb, ctx: hyperpp_loss(m, mb, ctx.hp, config), optimizer=power_iterating_adam(config.sn_iterations),
+        loss=lambda m, mb, ctx: hyperpp_loss(m, mb, ctx.hp, config), optimizer=engine.adam_with_clipping(
+            wrap=lambda t: with_power_iteration(t, config.sn_iterations)),
         epochs=config.update_epochs, minibatches=config.num_minibatches, hyperparams=hyperparams,
     )
     parts = engine.OnPolicyParts(

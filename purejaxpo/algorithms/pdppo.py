@@ -50,14 +50,13 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx, struct
 
 from purejaxpo import engine
 from purejaxpo.engine import RolloutBudget, require_positive_ints, validate_config
 from purejaxpo.envs.post_decision import post_decision_env, post_decision_extras
 from purejaxpo.networks.distributions import per_component_entropy, per_component_log_prob
-from purejaxpo.networks.dual_critic import INITS, DualCriticActorCritic
+from purejaxpo.networks.dual_critic import INITS, DualCriticActorCritic, dual_critic_optimizer
 from purejaxpo.primitives.advantages import masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, sample_kl, value_loss
 from purejaxpo.primitives.pdppo import (
@@ -151,30 +150,6 @@ class PDPPOHParams(CheckedHParams):
 
 PDPPOHParams.rules = {"vf_coef": at_least(0), "lr_actor": at_least(0), "lr_critic": at_least(0),
                       "max_grad_norm": at_least(0, " (0 turns clipping off)")}
-
-
-def make_optimizer(config: PDPPOConfig) -> optax.GradientTransformation:
-    """One Adam per network (separate optimizers [C]), each with its own optional global-norm clip; learning rates
-    and the clip norm are traced state (``lr_actor``, ``lr_critic``, ``max_grad_norm``; inf = no clip).
-    ``actor_trainable="head"`` gives the actor's hidden layers no optimizer (``set_to_zero``): they keep their init.
-
-    Because the actor loss does not depend on the critics' parameters and vice versa, one gradient of
-    ``L_π + L_V + L_Vx`` routed to three independent Adams equals three separate backward passes and steps (the
-    reference PPO's single Adam with an actor and a critic parameter group is the same thing: Adam is per-parameter).
-    """
-    frozen = config.actor_trainable == "head"
-    label = lambda path: "frozen" if frozen and path[0].key == "actor" and path[1].key == "torso" else path[0].key
-    labels = lambda params: jax.tree_util.tree_map_with_path(lambda path, _: label(path), params)
-
-    def factory(lr_actor: Array, lr_critic: Array, max_grad_norm: Array) -> optax.GradientTransformation:
-        adam = lambda lr: optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, eps=ADAM_EPS))
-        transforms = {"actor": adam(lr_actor)}
-        transforms.update({f"{name}_critic": adam(lr_critic) for name in config.critics})
-        if frozen:
-            transforms["frozen"] = optax.set_to_zero()
-        return optax.multi_transform(transforms, labels)
-
-    return optax.inject_hyperparams(factory)(lr_actor=0.0, lr_critic=0.0, max_grad_norm=1.0)
 
 
 @struct.dataclass
@@ -295,7 +270,7 @@ def make_train(config: PDPPOConfig, env: Any, env_params: Any) -> Trainer:
 
     phase = engine.Phase(
         loss=lambda m, mb, ctx: pdppo_loss(m, mb, ctx.hp, config, spec.kind),
-        optimizer=make_optimizer(config), epochs=config.update_epochs, minibatches=config.num_minibatches,
+        optimizer=dual_critic_optimizer(config.critics, config.actor_trainable, ADAM_EPS), epochs=config.update_epochs, minibatches=config.num_minibatches,
         hyperparams=hyperparams, report={"lr_actor": "learning_rate_actor"},
     )
     parts = engine.OnPolicyParts(

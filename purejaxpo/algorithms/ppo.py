@@ -15,16 +15,14 @@ Defaults are PureJaxRL's CartPole settings (4 envs × 128 steps, 4 epochs × 4 m
 Variants are choices of one trainer, not copies of it (losses in :mod:`purejaxpo.primitives.ppo_objectives`,
 group advantages in :mod:`purejaxpo.primitives.group_advantages`):
 
-- ``PPOConfig(objective=...)``: ``"clip"`` (PPO-clip; ``dual_clip=True`` for dual-clip), ``"kl_penalty"``
-  (adaptive-β KL penalty, β in ``state.algo``), ``"spo"`` (SPO), ``"ewma"`` (PPO-EWMA, proximal
-  parameters in ``state.algo``), ``"dpo"`` (DPO drift), ``"r2vpo"`` (ratio-variance penalty, dual λ in
-  ``state.algo``);
+- ``PPOConfig(objective=...)``: the records of :mod:`purejaxpo.algorithms.ppo_variants.objectives` (``"clip"``,
+  with ``dual_clip=True`` for dual-clip; ``"kl_penalty"``, ``"spo"``, ``"ewma"``, ``"dpo"``, ``"r2vpo"``, …);
 - ``PPOConfig(advantage=...)``: ``"gae"``, ``"egae"`` (T-PPO: critic trained on completed episodes only),
   ``"loo"`` (LOOP leave-one-out baseline over ``group_size`` sibling envs), ``"polychromic"`` (set
   advantage × diversity over vines) and ``"pairwise"`` (P3O's pair difference, ``group_size = 2``), the last
   three branching sibling envs from a shared start state;
-- ``objective="p3o"`` / ``"p3o_joint"`` with ``advantage="pairwise"``: P3O's trajectory-wise clipped pairwise
-  objective (separate / joint clipping; :mod:`purejaxpo.algorithms.ppo_variants.p3o`, a reconstruction [P]).
+  ``objective="p3o"`` / ``"p3o_joint"`` with it is P3O's trajectory-wise clipped objective (separate / joint
+  clipping; :mod:`purejaxpo.algorithms.ppo_variants.p3o`, a reconstruction [P]).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ never rebuilds it: the same compiled program serves every hyperparameter setting
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -17,12 +17,16 @@ import optax
 Array = jax.Array
 
 
-def adam_with_clipping(eps: float = 1e-5) -> optax.GradientTransformation:
+def adam_with_clipping(
+    eps: float = 1e-5, wrap: Callable[[optax.GradientTransformation], optax.GradientTransformation] | None = None,
+) -> optax.GradientTransformation:
     """``clip_by_global_norm(max_grad_norm) → Adam(learning_rate, eps)``, hyperparameters in the state.
-    ``max_grad_norm = inf`` turns clipping off."""
+    ``max_grad_norm = inf`` turns clipping off. ``wrap`` (optional) wraps that chain inside the hyperparameter
+    injection (e.g. :func:`purejaxpo.networks.hyperbolic.with_power_iteration`)."""
 
     def factory(learning_rate: Array, max_grad_norm: Array) -> optax.GradientTransformation:
-        return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
+        inner = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
+        return wrap(inner) if wrap is not None else inner
 
     return optax.inject_hyperparams(factory)(learning_rate=0.0, max_grad_norm=1.0)
 

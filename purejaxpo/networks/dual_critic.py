@@ -149,3 +149,30 @@ class DualCriticActorCritic(nnx.Module):
 
     def post_value(self, post_obs: Array) -> Array:
         return self.post_critic(post_obs)
+
+
+def dual_critic_optimizer(critics: Sequence[str], actor_trainable: str, eps: float) -> Any:
+    """The optimizer of :class:`DualCriticActorCritic` params (PDPPO): one Adam per network (separate optimizers
+    [C]; ``critics`` names the ``<name>_critic`` subtrees), each with its own optional global-norm clip; learning rates
+    and the clip norm are traced state (``lr_actor``, ``lr_critic``, ``max_grad_norm``; inf = no clip).
+    ``actor_trainable="head"`` gives the actor's hidden layers no optimizer (``set_to_zero``): they keep their init.
+
+    Because the actor loss does not depend on the critics' parameters and vice versa, one gradient of
+    ``L_π + L_V + L_Vx`` routed to three independent Adams equals three separate backward passes and steps (the
+    reference PPO's single Adam with an actor and a critic parameter group is the same thing: Adam is per-parameter).
+    """
+    import optax
+
+    frozen = actor_trainable == "head"
+    label = lambda path: "frozen" if frozen and path[0].key == "actor" and path[1].key == "torso" else path[0].key
+    labels = lambda params: jax.tree_util.tree_map_with_path(lambda path, _: label(path), params)
+
+    def factory(lr_actor: jax.Array, lr_critic: jax.Array, max_grad_norm: jax.Array) -> Any:
+        adam = lambda lr: optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, eps=eps))
+        transforms = {"actor": adam(lr_actor)}
+        transforms.update({f"{name}_critic": adam(lr_critic) for name in critics})
+        if frozen:
+            transforms["frozen"] = optax.set_to_zero()
+        return optax.multi_transform(transforms, labels)
+
+    return optax.inject_hyperparams(factory)(lr_actor=0.0, lr_critic=0.0, max_grad_norm=1.0)
