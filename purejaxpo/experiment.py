@@ -73,7 +73,7 @@ STATUS_EVERY_S = 2.0  # refresh status.json at most this often between checkpoin
 
 
 class NonFiniteError(FloatingPointError):
-    """A loss or gradient became NaN/inf; the offending steps were skipped and the run stopped."""
+    """A loss or gradient became NaN/inf; the updates holding it were discarded (never trained through) and the run stopped."""
 
     results: Results | None = None
 
@@ -532,8 +532,8 @@ def _train(job: _Job) -> Results:
                         saved = save_now()
                         err = NonFiniteError(
                             f"non-finite loss or gradient at update {done - length + u} (hparam setting {g}, seed "
-                            f"{indices[s] if indices else s}); {int(bad.sum())} update(s) affected. Those gradient steps "
-                            f"were skipped; lower the learning rate or check the environment's rewards"
+                            f"{indices[s] if indices else s}); {int(bad.sum())} update(s) affected. Those updates' gradient "
+                            f"steps were discarded; lower the learning rate or check the environment's rewards"
                             + (f"; the state at update {done} is saved in {checkpoint_dir}" if saved else "")
                         )
                         err.results = results_so_far(state, upto=done)

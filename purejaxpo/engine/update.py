@@ -1,5 +1,11 @@
 """The update half of the engine: epochs × shuffled minibatches of gradient steps, with global-norm clipping
-(inside the optimizer), non-finite protection, carried algorithm state and per-step / per-epoch hooks."""
+(inside the optimizer), non-finite protection, carried algorithm state and per-step / per-epoch hooks.
+
+Non-finite protection is per phase: every gradient step reports whether its loss and gradients were finite, and a
+phase with any non-finite step is discarded whole (params, optimizer state and carried state back to their values
+before it). One select per phase instead of one per step: the per-step select kept two copies of every parameter
+and moment alive in the minibatch loop and cost ≈ 10% of PPO's CartPole throughput (``benchmarks/overhead_profile.py``).
+"""
 
 from __future__ import annotations
 
@@ -38,7 +44,8 @@ class Phase:
     - ``hyperparams(hp, update_index) -> {name: value}``: written into the optimizer state at init and before
       every update (learning-rate schedules, ``max_grad_norm``); names in ``adaptive`` are written at init only
       and then left to the hooks (a KL-adapted learning rate).
-    - ``per_step(carried, params, step_metrics, hp) -> carried``: after every gradient step that was finite.
+    - ``per_step(carried, params, step_metrics, hp) -> carried``: after every gradient step (a phase with a
+      non-finite step is discarded whole, its carried state included).
     - ``per_epoch(carried, opt_state, epoch_metrics, hp) -> (carried, opt_state)``: after every epoch.
     - ``step_keys``: give each gradient step its own key (a chain ``k_{i+1} = split(k_i)[0]``).
     - ``metrics``: the step metrics this phase reports (``None`` = all); ``report`` maps optimizer
@@ -62,24 +69,28 @@ class Phase:
     layout: str = "steps"
 
 
-def _tree_all_finite(tree: Any) -> Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+def keep_where(ok: Array, new: Any, old: Any) -> Any:
+    """``new`` where the scalar ``ok`` else ``old``, leaf by leaf."""
+    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
 def gradient_step(
     params: Any, opt_state: Any, minibatch: Any, loss_fn: Callable[[Any, Any], tuple[Array, Metrics]],
-    optimizer: optax.GradientTransformation,
+    optimizer: optax.GradientTransformation, skip_nonfinite: bool = True,
 ) -> tuple[Any, Any, Metrics]:
-    """One gradient step. If the loss or any gradient is non-finite the step is *skipped* (params and
-    optimizer state unchanged) and ``nonfinite`` is 1, so callers can report it instead of training on."""
+    """One gradient step; ``nonfinite`` is 1 when the loss or the gradients' global norm is non-finite (any NaN or
+    inf gradient makes it so, and so does a norm past float32's range), so callers can report it instead of
+    training on. With ``skip_nonfinite`` such a step is *skipped* (params and optimizer state
+    unchanged); :func:`run_phase` turns it off and discards the whole phase instead."""
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, minibatch)
-    finite = jnp.logical_and(jnp.isfinite(loss), _tree_all_finite(grads))
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.logical_and(jnp.isfinite(loss), jnp.isfinite(grad_norm))
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    metrics = {**aux, "loss": loss, "grad_norm": optax.tree.norm(grads), "nonfinite": 1.0 - finite.astype(jnp.float32)}
-    return keep(new_params, params), keep(new_opt_state, opt_state), metrics
+    metrics = {**aux, "loss": loss, "grad_norm": grad_norm, "nonfinite": 1.0 - finite.astype(jnp.float32)}
+    if skip_nonfinite:
+        return keep_where(finite, new_params, params), keep_where(finite, new_opt_state, opt_state), metrics
+    return new_params, new_opt_state, metrics
 
 
 def shuffled_minibatches(key: Array, batch: Any, num_minibatches: int) -> Any:
@@ -126,7 +137,8 @@ def run_phase(
 
     ``merge(params)`` builds the network; ``context(carried, step_key)`` the :class:`LossContext`. Returns new
     params, optimizer state, carried state and the step metrics averaged over all gradient steps, except
-    ``nonfinite``: the number of skipped steps.
+    ``nonfinite``: the number of non-finite steps. If there is any, the phase is discarded: params, optimizer state
+    and carried state are returned as they came in.
     """
     hp = context(carried, None).hp
 
@@ -134,12 +146,10 @@ def run_phase(
         params, opt_state, carried, step_key = carry
         ctx = context(carried, step_key)
         params, opt_state, metrics = gradient_step(
-            params, opt_state, minibatch, lambda p, mb: phase.loss(merge(p), mb, ctx), phase.optimizer
+            params, opt_state, minibatch, lambda p, mb: phase.loss(merge(p), mb, ctx), phase.optimizer, skip_nonfinite=False
         )
         if phase.per_step is not None:
-            finite = metrics["nonfinite"] == 0
-            updated = phase.per_step(carried, params, metrics, hp)
-            carried = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, carried)
+            carried = phase.per_step(carried, params, metrics, hp)
         if step_key is not None:
             step_key = jax.random.split(step_key)[0]
         return (params, opt_state, carried, step_key), metrics
@@ -155,12 +165,14 @@ def run_phase(
             carry = (params, opt_state, carried, step_key)
         return carry, metrics
 
+    before = (params, opt_state, carried)
     (params, opt_state, carried, _), metrics = jax.lax.scan(
         epoch, (params, opt_state, carried, step_key), jax.random.split(key, phase.epochs)
     )
     keep = phase.metrics
     summary = {name: jnp.mean(value) for name, value in metrics.items() if keep is None or name in keep or name == "nonfinite"}
     summary["nonfinite"] = jnp.sum(metrics["nonfinite"])
+    params, opt_state, carried = keep_where(summary["nonfinite"] == 0, (params, opt_state, carried), before)
     return params, opt_state, carried, summary
 
 
