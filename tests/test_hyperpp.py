@@ -143,17 +143,23 @@ def test_actor_critic_shapes_and_finite_gradients_at_large_inputs(geometry, reg,
         spectral_norm=reg == "srym", rngs=nnx.Rngs(0),
     )
     obs = jax.random.normal(jax.random.key(6), (3, 10, 10, 4)) * 1e4  # huge inputs: huge embeddings without a bound
-    logits, value_out, v = model.forward(obs)
-    assert logits.shape == (3, 5) and value_out.shape == (3, 51 if centers is not None else 1) and v.shape == (3, 32)
-    dist, value = model(obs)
-    assert value.shape == (3,) and dist.sample(seed=jax.random.key(0)).shape == (3,)
     graphdef, params = nnx.split(model)
+    forward = jax.jit(lambda params: nnx.merge(graphdef, params).forward(obs))  # jitted: eager Impala took ~100 s
+
+    def sample_and_value(params):
+        dist, value = nnx.merge(graphdef, params)(obs)
+        return dist.sample(seed=jax.random.key(0)), value
+
+    logits, value_out, v = forward(params)
+    assert logits.shape == (3, 5) and value_out.shape == (3, 51 if centers is not None else 1) and v.shape == (3, 32)
+    action, value = jax.jit(sample_and_value)(params)
+    assert value.shape == (3,) and action.shape == (3,)
 
     def loss(params):
         logits, out, _ = nnx.merge(graphdef, params).forward(obs)
         return jnp.sum(jax.nn.log_softmax(logits)[:, 0]) + jnp.sum(out)
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
     if reg == "hyperpp":
         assert np.all(np.linalg.norm(v, axis=-1) <= math.atanh(0.95) + 1e-4)
