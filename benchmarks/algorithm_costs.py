@@ -4,7 +4,8 @@ and its per-step cost relative to PPO on the same env in the same invocation.
 Each algorithm runs with its own network and loss but, where its config has them, PPO's batch layout (4 envs ×
 128 steps, 4 epochs × 4 minibatches) and 64-64 networks, so the ratio is the cost of the idea, not of a bigger
 batch schedule (the JSON records every override). Off-policy agents (``mdpo_off``, ``sac``) do one gradient step
-of batch 256 per env step, as in their papers: their ratio is per env step, with that schedule. Every row trains
+of batch 256 per env step, as in their papers: their ratio is per env step, with that schedule. Rows named
+``ppo:<variant>`` are PPO with that objective or advantage estimator (``ppo:dual_clip``: dual-clip) on CartPole. Every row trains
 ``--updates`` updates per seed; PPO on the same env uses its defaults at the same number of env steps.
 
     python -m benchmarks.algorithm_costs                  # -> algorithm_costs.json
@@ -36,13 +37,24 @@ HOMES: dict[str, tuple[str, dict, dict]] = {
     "ppo_impala": ("Breakout-MinAtar", {}, dict(encoder="mlp", hidden_sizes=(64, 64))),
     "mdpo": ("Pendulum-v1", {}, dict(sgd_steps=4, vf_epochs=4, vf_minibatches=4)),
     "subpo": ("Coverage-v0", {}, dict(num_steps=79, hidden_sizes=(64, 64))),
+    "fpo": ("Pendulum-v1", {}, dict(hidden_sizes=(64, 64), critic_hidden_sizes=(64, 64))),
+    "gaussian_ppo": ("Pendulum-v1", {}, dict(hidden_sizes=(64, 64))),
+    # PPO variants: "ppo:<choice>" is PPO with that objective / advantage estimator on PPO's home env
+    **{f"ppo:{objective}": ("CartPole-v1", {}, dict(objective=objective)) for objective in ("kl_penalty", "spo", "ewma", "dpo", "r2vpo")},
+    **{f"ppo:{advantage}": ("CartPole-v1", {}, dict(advantage=advantage)) for advantage in ("egae", "loo", "polychromic")},
+    "ppo:dual_clip": ("CartPole-v1", {}, dict(dual_clip=True)),
     "mdpo_off": ("Pendulum-v1", {}, dict(num_envs=4, steps_per_update=128, learning_starts=512, hidden_sizes=(64, 64))),
     "sac": ("Pendulum-v1", {}, dict(num_envs=4, steps_per_update=128, learning_starts=512, hidden_sizes=(64, 64))),
 }
 
 
+def _algorithm(name: str) -> Any:
+    """The registry entry of a row: ``"ppo:spo"`` is PPO (its variant is in the row's overrides)."""
+    return ALGORITHMS[name.split(":")[0]]
+
+
 def _config(name: str, updates: int) -> tuple[Any, dict]:
-    algorithm = ALGORITHMS[name]
+    algorithm = _algorithm(name)
     env_name, _, overrides = HOMES[name]
     fields = set(algorithm.config_cls.__dataclass_fields__)
     kwargs = {k: v for k, v in LAYOUT.items() if k in fields}
@@ -56,7 +68,7 @@ def _config(name: str, updates: int) -> tuple[Any, dict]:
 
 
 def measure(name: str, num_seeds: int, updates: int, env_name: str | None = None) -> dict[str, Any]:
-    algorithm = ALGORITHMS[name]
+    algorithm = _algorithm(name)
     home, env_kwargs, _ = HOMES[name]
     env, env_params = make_env(env_name or home, **env_kwargs)
     config, kwargs = _config(name, updates)
@@ -110,7 +122,7 @@ def main() -> None:
             row["ppo_env_steps_per_s_same_env"] = baseline["env_steps_per_s"]
             row["cost_relative_to_ppo"] = round(baseline["env_steps_per_s"] / row["env_steps_per_s"], 2)
             rows.append(row)
-            print(f"{name:11s} {row['env']:18s} {num_seeds:3d} seeds: {row['env_steps_per_s']:>11,.0f} env-steps/s, "
+            print(f"{name:15s} {row['env']:18s} {num_seeds:3d} seeds: {row['env_steps_per_s']:>11,.0f} env-steps/s, "
                   f"compile {row['compile_s']:5.1f} s, ×{row['cost_relative_to_ppo']} PPO's per-step cost", flush=True)
             write_json(args.out, {"benchmark": "algorithm_costs", "machine": machine(), "rows": rows})
     print("wrote", args.out)

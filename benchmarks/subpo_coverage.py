@@ -1,6 +1,8 @@
 """SubPO (M, NM) vs the modular SRL baseline on the SubRL paper's grid worlds, at the paper's scale (ICLR 2024).
 
     python -m benchmarks.subpo_coverage            # all worlds, 10 runs each: results/subpo_coverage{.json,_curves.png,_maps.png}
+    python -m benchmarks.subpo_coverage --agents NM,SRL --out subpo_coverage_rest   # the other agents, then:
+    python -m benchmarks.subpo_coverage --merge benchmarks/results/subpo_coverage.json benchmarks/results/subpo_coverage_rest.json --out subpo_coverage
 
 Protocol of the reference code (github.com/manish-pra/non-additive-RL @ ef8ea29, ``main.py`` and
 ``params/<world>/subrl_{M,NM,SRL}.yaml``): every trajectory starts at cell 34; each update ("epoch") samples 500
@@ -208,15 +210,46 @@ def draw(worlds: dict[str, dict], path_curves: str, path_maps: str) -> None:
     save_figure(fig, path_maps, dpi=70)
 
 
+COMPARISONS = [("M", "SRL"), ("NM", "SRL"), ("NM", "M"), ("M", "M (actor-critic)"), ("NM", "NM (actor-critic)")]
+
+
+def comparisons(means: dict[str, Any]) -> dict[str, Any]:
+    """Welch tests of the final mean F per run between the agents present (``COMPARISONS``)."""
+    return {f"{x} vs {y}": welch(means[x], means[y]) for x, y in COMPARISONS if x in means and y in means}
+
+
+def merge(paths: list[str], out: str) -> dict[str, Any]:
+    """One JSON from several runs of this script (e.g. M first, then NM and SRL): each world's agents are united
+    (a later file's agent replaces an earlier one's), the Welch tests recomputed from the per-run final F, and
+    ``status`` lists which agents ran on which world."""
+    import json
+
+    payloads = [json.loads(open(path).read()) for path in paths]
+    merged: dict[str, Any] = {"benchmark": "subpo_coverage", "merged_from": list(paths),
+                              "settings": [p["settings"] for p in payloads], "machine": machine(),
+                              "total_wall_s": round(sum(p["total_wall_s"] for p in payloads), 1), "worlds": {}}
+    for payload in payloads:
+        for name, world in payload["worlds"].items():
+            target = merged["worlds"].setdefault(name, {**world, "agents": {}})
+            target["agents"].update(world["agents"])
+    for world in merged["worlds"].values():
+        world["welch_final_eval_mean_F"] = comparisons(
+            {label: row["eval_F_mean_per_run"] for label, row in world["agents"].items()})
+    ran = {name: sorted(w["agents"]) for name, w in merged["worlds"].items()}
+    missing = {name: [a for a in AGENTS if a not in agents] for name, agents in ran.items()}
+    merged["status"] = ("complete" if not any(missing.values()) else
+                        "partial: " + "; ".join(f"{n}: {', '.join(m)} not run" for n, m in missing.items() if m))
+    write_json(out, merged)
+    return merged
+
+
 def payload_of(args: argparse.Namespace, worlds: dict[str, dict], start: float) -> dict[str, Any]:
     out = {"benchmark": "subpo_coverage", "settings": vars(args), "machine": machine(),
            "total_wall_s": round(time.perf_counter() - start, 1), "worlds": {}}
     for name, w in worlds.items():
         rows = {label: a["row"] for label, a in w["agents"].items()}
         means = {label: a["eval_means"] for label, a in w["agents"].items()}
-        tests = {f"{x} vs {y}": welch(means[x], means[y]) for x, y in
-                 [("M", "SRL"), ("NM", "SRL"), ("NM", "M"), ("M", "M (actor-critic)"), ("NM", "NM (actor-critic)")]
-                 if x in means and y in means}
+        tests = comparisons(means)
         out["worlds"][name] = {
             "runs": w["runs_kind"], "lr": w["lr"], "horizon": w["horizon"],
             "random": summarize(w["ref"]["random"]), "greedy_oracle_F": mean_ci(w["ref"]["oracle"]),
@@ -237,7 +270,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-episodes", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="subpo_coverage")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="only merge these result files into --out.json")
     args = parser.parse_args(argv)
+    if args.merge:
+        print(merge(args.merge, f"{args.out}.json")["status"])
+        return
     labels = [a.strip() for a in args.agents.split(",") if a.strip()]
     names = [w.strip() for w in args.worlds.split(",") if w.strip()]
     bad = [a for a in labels if a not in AGENTS] + [w for w in names if w not in WORLDS]

@@ -141,3 +141,23 @@ def test_reproduction_scripts_run_at_a_tiny_size(tmp_path):
     mdpo = json.loads((tmp_path / "mdpo_continuous.json").read_text())
     run = mdpo["runs"]["on"]["Pendulum-v1"]["mdpo"]
     assert len(run["eval"]["per_seed"]) == 2 and "mdpo - ppo" in mdpo["compare"]["on/Pendulum-v1"]
+
+
+def test_subpo_coverage_merge_unites_agents_and_recomputes_the_tests(tmp_path):
+    """Two partial runs (M alone; NM and SRL) merge into one file whose Welch tests span both."""
+    from benchmarks import subpo_coverage
+
+    def payload(agents):
+        rows = {label: {"eval_F_mean_per_run": values} for label, values in agents.items()}
+        return {"settings": {}, "total_wall_s": 1.0, "worlds": {"steiner": {"runs": "3 seeds", "agents": rows}}}
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(payload({"M": [1.0, 2.0, 3.0]})))
+    second.write_text(json.dumps(payload({"NM": [4.0, 5.0, 6.5], "SRL": [1.0, 1.5, 2.0]})))
+    merged = subpo_coverage.merge([str(first), str(second)], str(tmp_path / "merged.json"))
+    world = merged["worlds"]["steiner"]
+    assert sorted(world["agents"]) == ["M", "NM", "SRL"]
+    assert {"M vs SRL", "NM vs SRL", "NM vs M"} <= set(world["welch_final_eval_mean_F"])
+    assert world["welch_final_eval_mean_F"]["NM vs M"]["diff"] == pytest.approx(5.1667 - 2.0, abs=1e-3)
+    assert merged["status"].startswith("partial") and "M (actor-critic)" in merged["status"]
+    assert json.loads((tmp_path / "merged.json").read_text())["worlds"]["steiner"]["agents"]["NM"]
