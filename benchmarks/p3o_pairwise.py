@@ -11,7 +11,8 @@ rollout; P3O and LOO train their critic but do not use it. Methods:
 - ``loo_k2``: PPO-clip with LOOP's leave-one-out advantages over 2 siblings (per-step ratios);
 - ``p3o``: P3O-V1, separate clipping of each trajectory's ratio; ``p3o_joint``: P3O-V2, joint clipping.
 
-Per seed: **final** = mean episode return over the last 10% of updates, **AUC** = mean over all updates; mean ±
+Per seed: **final** = mean episode return over the last 10% of updates, **AUC** = mean over all updates (both over
+the updates that finished an episode; a seed without any is reported missing, never dropped); mean ±
 95% CI over seeds, Welch's t-test of each method against ``p3o``. Written after every finished (env, method)::
 
     python -m benchmarks.p3o_pairwise --total-timesteps 200000 --num-seeds 8
@@ -20,6 +21,7 @@ Per seed: **final** = mean episode return over the last 10% of updates, **AUC** 
 from __future__ import annotations
 
 import argparse
+import warnings
 import json
 import time
 from pathlib import Path
@@ -59,9 +61,14 @@ def run(env_name: str, method: str, total_timesteps: int, keys: jax.Array) -> di
     run_s = time.perf_counter() - start
     tail = max(1, returns.shape[1] // 10)
     extra = {k: float(np.mean(np.asarray(metrics[k]))) for k in ("trajectory_clip_fraction", "clip_fraction") if k in metrics}
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a seed with no episode at all: NaN, counted as missing
+        final, auc = np.nanmean(returns[:, -tail:], axis=1), np.nanmean(returns, axis=1)
     return {
-        "final": mean_ci(returns[:, -tail:].mean(axis=1)),  # NaN (never dropped) if a seed had no episode in the tail
-        "auc": mean_ci(returns.mean(axis=1)),
+        # per seed: the mean over the updates that finished an episode (with 500-step CartPole episodes and 64-step
+        # rollouts many updates finish none); a seed with no episode in its tail is NaN and reported as missing
+        "final": mean_ci(final),
+        "auc": mean_ci(auc),
         "updates_without_episode": int(np.isnan(returns).sum()),
         "curve_mean": np.round(np.nanmean(returns, axis=0), 2).tolist(),
         "curve_env_steps": (np.arange(1, returns.shape[1] + 1) * config.batch_size).tolist(),
@@ -81,7 +88,9 @@ def plot(path: Any, payload: dict[str, Any]) -> None:
     fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
     for ax, env_name in zip(axes[0], envs):
         for method, r in payload["runs"][env_name].items():
-            ax.plot(r["curve_env_steps"], r["curve_mean"], label=f"{method} (final {r['final']['mean']:.0f} ± {r['final']['ci95_half_width']:.0f})")
+            final, half = r["final"]["mean"], r["final"]["ci95_half_width"]
+            label = f"{method} (final {final:.0f} ± {half:.0f})" if half is not None else f"{method} (final n/a)"
+            ax.plot(r["curve_env_steps"], r["curve_mean"], label=label)
         ax.set_title(f"{env_name}, {payload['num_seeds']} seeds (mean curve; final ± 95% CI)", fontsize=9)
         ax.set_xlabel("env steps")
         ax.set_ylabel("episode return")
@@ -118,9 +127,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 continue
             runs[method] = run(env_name, method, args.total_timesteps, keys)
             r = runs[method]
-            print(f"{env_name:12s} {method:9s} final {r['final']['mean']:8.1f} ± {r['final']['ci95_half_width']:6.1f}  "
-                  f"AUC {r['auc']['mean']:8.1f}  {r['env_steps_per_s']:9.0f} steps/s (load {r['machine']['load_average_1min']})",
-                  flush=True)
+            number = lambda x: "    n/a" if x is None else f"{x:8.1f}"  # None: too few seeds logged an episode
+            print(f"{env_name:12s} {method:9s} final {number(r['final']['mean'])} ± {number(r['final']['ci95_half_width'])} "
+                  f"({r['final']['missing']} seeds without an episode)  AUC {number(r['auc']['mean'])}  "
+                  f"{r['env_steps_per_s']:9.0f} steps/s (load {r['machine']['load_average_1min']})", flush=True)
             if "p3o" in runs:
                 payload["vs_p3o"][env_name] = {
                     m: {k: welch(runs[m][k]["per_seed"], runs["p3o"][k]["per_seed"]) for k in ("final", "auc")}
