@@ -240,7 +240,34 @@ def merge(paths: list[str], out: str) -> dict[str, Any]:
     merged["status"] = ("complete" if not any(missing.values()) else
                         "partial: " + "; ".join(f"{n}: {', '.join(m)} not run" for n, m in missing.items() if m))
     write_json(out, merged)
+    curves = out.removesuffix(".json") + "_curves.png"
+    draw_curves(merged, curves if "/" in curves else str(_results(curves)))
     return merged
+
+
+def draw_curves(payload: dict[str, Any], path: str) -> None:
+    """The learning curves of a (merged) JSON: mean F per update ± 95% CI over runs, random and oracle lines."""
+    from purejaxpo.envs.rendering import new_figure, save_figure
+
+    worlds = payload["worlds"]
+    fig, _ = new_figure(4.2 * len(worlds), 3.4)
+    fig.clear()
+    for i, (name, w) in enumerate(worlds.items()):
+        ax = fig.add_subplot(1, len(worlds), i + 1)
+        for j, label in enumerate(a for a in AGENTS if a in w["agents"]):
+            curve = np.asarray(w["agents"][label]["curves_per_run"]["episode_objective"], np.float64)  # [R, U]
+            mean, half = np.nanmean(curve, 0), 1.96 * np.nanstd(curve, 0) / np.sqrt(curve.shape[0])
+            x = np.arange(1, curve.shape[1] + 1)
+            ax.plot(x, mean, "--" if "actor" in label else "-", color=f"C{j % 3}", label=label)
+            ax.fill_between(x, mean - half, mean + half, color=f"C{j % 3}", alpha=0.15)
+        ax.axhline(w["random"]["mean"]["mean"], color="grey", linestyle=":", label="uniform random")
+        ax.axhline(w["greedy_oracle_F"]["mean"], color="black", linestyle="-.", linewidth=0.8, label="greedy oracle")
+        ax.set_xlabel("update (500 trajectories each)")
+        ax.set_ylabel("F(τ) of the update's trajectories")
+        ax.set_title(f"{name} ({w['runs']})", fontsize=9)
+        if i == 0:
+            ax.legend(fontsize=6)
+    save_figure(fig, path, dpi=80)
 
 
 def payload_of(args: argparse.Namespace, worlds: dict[str, dict], start: float) -> dict[str, Any]:

@@ -148,8 +148,10 @@ def test_subpo_coverage_merge_unites_agents_and_recomputes_the_tests(tmp_path):
     from benchmarks import subpo_coverage
 
     def payload(agents):
-        rows = {label: {"eval_F_mean_per_run": values} for label, values in agents.items()}
-        return {"settings": {}, "total_wall_s": 1.0, "worlds": {"steiner": {"runs": "3 seeds", "agents": rows}}}
+        rows = {label: {"eval_F_mean_per_run": values, "curves_per_run": {"episode_objective": [values, values]}}
+                for label, values in agents.items()}
+        world = {"runs": "3 seeds", "agents": rows, "random": {"mean": {"mean": 1.0}}, "greedy_oracle_F": {"mean": 9.0}}
+        return {"settings": {}, "total_wall_s": 1.0, "worlds": {"steiner": world}}
 
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text(json.dumps(payload({"M": [1.0, 2.0, 3.0]})))
@@ -161,3 +163,4 @@ def test_subpo_coverage_merge_unites_agents_and_recomputes_the_tests(tmp_path):
     assert world["welch_final_eval_mean_F"]["NM vs M"]["diff"] == pytest.approx(5.1667 - 2.0, abs=1e-3)
     assert merged["status"].startswith("partial") and "M (actor-critic)" in merged["status"]
     assert json.loads((tmp_path / "merged.json").read_text())["worlds"]["steiner"]["agents"]["NM"]
+    assert (tmp_path / "merged_curves.png").stat().st_size > 0
