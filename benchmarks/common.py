@@ -81,14 +81,14 @@ def time_ppo(
     }
 
 
-def write_json(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
+def write_json(name: str, payload: dict[str, Any], directory: Path | None = None, indent: int | None = 2) -> Path:
     """Write ``payload`` to ``<directory>/<name>`` (default ``results/``) atomically (a temporary file, then
-    ``os.replace``); strict JSON (NaN written as ``null``)."""
+    ``os.replace``); strict JSON (NaN written as ``null``); ``indent=None`` writes it compact (large files)."""
     directory = RESULTS if directory is None else Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_strict(payload), indent=2, allow_nan=False))
+    tmp.write_text(json.dumps(_strict(payload), indent=indent, allow_nan=False))
     os.replace(tmp, path)
     return path
 

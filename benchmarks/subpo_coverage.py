@@ -239,7 +239,7 @@ def merge(paths: list[str], out: str) -> dict[str, Any]:
     missing = {name: [a for a in AGENTS if a not in agents] for name, agents in ran.items()}
     merged["status"] = ("complete" if not any(missing.values()) else
                         "partial: " + "; ".join(f"{n}: {', '.join(m)} not run" for n, m in missing.items() if m))
-    write_json(out, merged)
+    write_json(out, merged, indent=None)  # compact: every agent's curves on every world
     curves = out.removesuffix(".json") + "_curves.png"
     draw_curves(merged, curves if "/" in curves else str(_results(curves)))
     return merged
