@@ -21,9 +21,9 @@ the updates that finished an episode; a seed without any is reported missing, ne
 from __future__ import annotations
 
 import argparse
-import warnings
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def run(env_name: str, method: str, total_timesteps: int, keys: jax.Array) -> di
     run_s = time.perf_counter() - start
     tail = max(1, returns.shape[1] // 10)
     extra = {k: float(np.mean(np.asarray(metrics[k]))) for k in ("trajectory_clip_fraction", "clip_fraction") if k in metrics}
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a seed with no episode at all: NaN, counted as missing
         final, auc = np.nanmean(returns[:, -tail:], axis=1), np.nanmean(returns, axis=1)
     return {

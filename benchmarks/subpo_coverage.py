@@ -167,29 +167,9 @@ def train_agent(label: str, world: World, args: argparse.Namespace) -> dict[str,
     return {"row": row, "paths": np.asarray(cells[0]), "eval_means": f_eval.mean(1)}
 
 
-def draw(worlds: dict[str, dict], path_curves: str, path_maps: str) -> None:
+def draw_maps(worlds: dict[str, dict], path: str) -> None:
+    """One trajectory of each agent (and of the greedy planner) on each world's value map."""
     from purejaxpo.envs.rendering import new_figure, save_figure
-
-    fig, _ = new_figure(4.2 * len(worlds), 3.4)
-    fig.clear()
-    for i, (name, w) in enumerate(worlds.items()):
-        ax = fig.add_subplot(1, len(worlds), i + 1)
-        for j, (label, out) in enumerate(w["agents"].items()):
-            curve = np.asarray(out["row"]["curves_per_run"]["episode_objective"], np.float64)  # [R, U]
-            mean = np.nanmean(curve, 0)
-            half = 1.96 * np.nanstd(curve, 0) / np.sqrt(curve.shape[0])
-            x = np.arange(1, curve.shape[1] + 1)
-            style = "-" if "actor" not in label else "--"
-            ax.plot(x, mean, style, color=f"C{j % 3}", label=label)
-            ax.fill_between(x, mean - half, mean + half, color=f"C{j % 3}", alpha=0.15)
-        ax.axhline(float(np.mean(w["ref"]["random"])), color="grey", linestyle=":", label="uniform random")
-        ax.axhline(float(np.mean(w["ref"]["oracle"])), color="black", linestyle="-.", linewidth=0.8, label="greedy oracle")
-        ax.set_xlabel("update (500 trajectories each)")
-        ax.set_ylabel("F(τ) of the update's trajectories")
-        ax.set_title(f"{name} ({w['runs_kind']})", fontsize=9)
-        if i == 0:
-            ax.legend(fontsize=6)
-    save_figure(fig, path_curves, dpi=80)
 
     labels = ["greedy oracle"] + [label for label in AGENTS if any(label in w["agents"] for w in worlds.values())]
     fig, _ = new_figure(2.4 * len(labels), 2.5 * len(worlds))
@@ -207,7 +187,7 @@ def draw(worlds: dict[str, dict], path_curves: str, path_maps: str) -> None:
             ax.set_title(f"{name}: {label}", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-    save_figure(fig, path_maps, dpi=70)
+    save_figure(fig, path, dpi=70)
 
 
 COMPARISONS = [("M", "SRL"), ("NM", "SRL"), ("NM", "M"), ("M", "M (actor-critic)"), ("NM", "NM (actor-critic)")]
@@ -223,8 +203,9 @@ def merge(paths: list[str], out: str) -> dict[str, Any]:
     (a later file's agent replaces an earlier one's), the Welch tests recomputed from the per-run final F, and
     ``status`` lists which agents ran on which world."""
     import json
+    from pathlib import Path
 
-    payloads = [json.loads(open(path).read()) for path in paths]
+    payloads = [json.loads(Path(path).read_text()) for path in paths]
     merged: dict[str, Any] = {"benchmark": "subpo_coverage", "merged_from": list(paths),
                               "settings": [p["settings"] for p in payloads], "machine": machine(),
                               "total_wall_s": round(sum(p["total_wall_s"] for p in payloads), 1), "worlds": {}}
@@ -240,13 +221,13 @@ def merge(paths: list[str], out: str) -> dict[str, Any]:
     merged["status"] = ("complete" if not any(missing.values()) else
                         "partial: " + "; ".join(f"{n}: {', '.join(m)} not run" for n, m in missing.items() if m))
     write_json(out, merged, indent=None)  # compact: every agent's curves on every world
-    curves = out.removesuffix(".json") + "_curves.png"
-    draw_curves(merged, curves if "/" in curves else str(_results(curves)))
+    draw_curves(merged, _output(out.removesuffix(".json") + "_curves.png"))
     return merged
 
 
 def draw_curves(payload: dict[str, Any], path: str) -> None:
-    """The learning curves of a (merged) JSON: mean F per update ± 95% CI over runs, random and oracle lines."""
+    """The learning curves of a payload (this script's JSON, merged or not): mean F per update ± 95% CI over runs,
+    random and oracle lines; an agent keeps its colour across worlds, dashed for the actor-critic estimator."""
     from purejaxpo.envs.rendering import new_figure, save_figure
 
     worlds = payload["worlds"]
@@ -320,23 +301,26 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name} ({kind}): random F {ref['random'].mean():.2f}, greedy oracle F {ref['oracle'].mean():.2f}", flush=True)
         worlds[name] = {"agents": {}, "ref": ref, "runs_kind": kind, "lr": world.lr, "horizon": params[0].horizon,
                         "size": world.size, "value_map": env.objective.value_map(params[0].data)}
-    curves, maps = (f"{args.out}_curves.png", f"{args.out}_maps.png") if "/" in args.out else (
-        str(_results(f"{args.out}_curves.png")), str(_results(f"{args.out}_maps.png")))
     for label in labels:  # agent-major: a stopped run keeps whole agents on every world
         for name in names:
             print(f"{name}:", end="", flush=True)
             worlds[name]["agents"][label] = train_agent(label, WORLDS[name], args)
-            write_json(f"{args.out}.json", payload_of(args, worlds, start))  # after every finished configuration
-        draw(worlds, curves, maps)
+            payload = payload_of(args, worlds, start)
+            write_json(f"{args.out}.json", payload)  # after every finished configuration
+        draw_curves(payload, _output(f"{args.out}_curves.png"))
+        draw_maps(worlds, _output(f"{args.out}_maps.png"))
     path = write_json(f"{args.out}.json", payload_of(args, worlds, start))
     print(f"wrote {path} ({time.perf_counter() - start:.0f} s)")
 
 
-def _results(name: str) -> Any:
+def _output(name: str) -> str:
+    """``name`` itself when it holds a directory, else its place in ``benchmarks/results/`` (as ``write_json``)."""
     from benchmarks.common import RESULTS
 
+    if "/" in name:
+        return name
     RESULTS.mkdir(parents=True, exist_ok=True)
-    return RESULTS / name
+    return str(RESULTS / name)
 
 
 if __name__ == "__main__":

@@ -164,3 +164,16 @@ def test_subpo_coverage_merge_unites_agents_and_recomputes_the_tests(tmp_path):
     assert merged["status"].startswith("partial") and "M (actor-critic)" in merged["status"]
     assert json.loads((tmp_path / "merged.json").read_text())["worlds"]["steiner"]["agents"]["NM"]
     assert (tmp_path / "merged_curves.png").stat().st_size > 0
+
+
+def test_subpo_coverage_runs_at_a_tiny_size_and_draws(tmp_path):
+    """Two agents on one world, 2 runs × 2 updates: the JSON holds both agents and their comparison; both figures."""
+    from benchmarks import subpo_coverage
+
+    out = tmp_path / "tiny"
+    subpo_coverage.main(["--worlds", "steiner", "--agents", "NM,SRL", "--runs", "2", "--runs-per-batch", "2",
+                         "--num-envs", "8", "--updates", "2", "--eval-episodes", "8", "--out", str(out)])
+    world = json.loads((tmp_path / "tiny.json").read_text())["worlds"]["steiner"]
+    assert sorted(world["agents"]) == ["NM", "SRL"] and "NM vs SRL" in world["welch_final_eval_mean_F"]
+    assert len(world["agents"]["NM"]["eval_F_mean_per_run"]) == 2
+    assert (tmp_path / "tiny_curves.png").stat().st_size > 0 and (tmp_path / "tiny_maps.png").stat().st_size > 0

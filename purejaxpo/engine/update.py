@@ -4,7 +4,7 @@
 Non-finite protection is per phase: every gradient step reports whether its loss and gradients were finite, and a
 phase with any non-finite step is discarded whole (params, optimizer state and carried state back to their values
 before it). One select per phase instead of one per step: the per-step select kept two copies of every parameter
-and moment alive in the minibatch loop and cost ≈ 10% of PPO's CartPole throughput (``benchmarks/overhead_profile.py``).
+and moment alive in the minibatch loop (README, "Library overhead, measured").
 """
 
 from __future__ import annotations
