@@ -1,6 +1,7 @@
 """PolicyFlow vs Gaussian PPO vs FPO on MultiGoal (the PolicyFlow paper's multimodality probe, arXiv:2602.01156).
 
-    python -m benchmarks.policyflow_multigoal --seeds 3 --num-envs 256 --updates 150    # results/policyflow_multigoal{.json,.png}
+    python -m benchmarks.policyflow_multigoal --seeds 5 --num-envs 256 --updates 200    # results/policyflow_multigoal{.json,.png,_curves.png}
+    python -m benchmarks.policyflow_multigoal --restat benchmarks/results/policyflow_multigoal.json   # statistics again, no training
 
 Protocol (the released ``scripts/multigoal`` config, [C] unless marked): MultiGoal-v0 with the reference's reward,
 the env gets the **raw** action (``action_bounds="none"``: it clips for the dynamics and charges the action cost
@@ -176,6 +177,59 @@ def draw(results: dict, params: Any, path: str) -> None:
     save_figure(fig, path, dpi=70)
 
 
+COMPARED = ("reach_rate", "goals_reached", "angle_entropy", "aim_fraction")
+
+
+def comparisons(rows: dict[str, dict]) -> dict[str, dict]:
+    """Welch t of every algorithm against Gaussian PPO on each per-seed metric in :data:`COMPARED` and on the
+    final training return."""
+    def per_seed(name: str, key: str) -> list[float]:
+        return [m[key] for m in rows[name]["per_seed"]]
+
+    return {n: {**{k: welch(per_seed(n, k), per_seed("gaussian_ppo", k)) for k in COMPARED},
+                "final_train_return": welch(rows[n]["final_train_return"]["per_seed"],
+                                            rows["gaussian_ppo"]["final_train_return"]["per_seed"])}
+            for n in rows if n != "gaussian_ppo"}
+
+
+def draw_curves(rows: dict[str, dict], path: str) -> None:
+    """Every seed's training return per update, one panel per algorithm, on a symmetric-log axis (a diverged
+    seed's −1e4 and a learning seed's +7 both show)."""
+    from purejaxpo.envs.rendering import new_figure, save_figure
+
+    fig, _ = new_figure(4.0 * len(rows), 3.2)
+    fig.clear()
+    every = np.concatenate([np.ravel(np.asarray(r["return_curve_per_seed"], np.float64)) for r in rows.values()])
+    low, high = np.nanmin(every), np.nanmax(every)
+    for i, (name, row) in enumerate(rows.items()):
+        ax = fig.add_subplot(1, len(rows), i + 1)
+        curves = np.asarray(row["return_curve_per_seed"], np.float64)
+        x = (np.arange(curves.shape[1]) + 1) * row["env_steps"] / (curves.shape[0] * curves.shape[1])
+        for s, curve in enumerate(curves):
+            ax.plot(x, curve, color=f"C{s}", linewidth=0.8, label=f"seed {s}")
+        ax.set_yscale("symlog", linthresh=10.0)
+        ax.set_ylim(min(low * 1.5, -1.0), max(high * 1.5, 10.0))  # one scale for every panel
+        ax.set_title(f"{name}: training return per seed", fontsize=8)
+        ax.set_xlabel("env steps per seed", fontsize=7)
+        if i == 0:
+            ax.legend(fontsize=6)
+    save_figure(fig, path, dpi=70)
+
+
+def restat(path: str) -> None:
+    """Recompute ``welch_vs_gaussian_ppo`` of a saved result from its per-seed values and draw its per-seed
+    curves (``<name>_curves.png``); nothing is retrained."""
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    payload = json.loads(file.read_text())
+    payload["welch_vs_gaussian_ppo"] = comparisons(payload["algorithms"])
+    write_json(file.name, payload, directory=file.parent)
+    draw_curves(payload["algorithms"], str(file.with_name(file.stem + "_curves.png")))
+    print(f"rewrote {file} and drew {file.stem}_curves.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algorithms", default="policyflow,gaussian_ppo,fpo")
@@ -187,7 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reach-radius", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="policyflow_multigoal")
+    parser.add_argument("--restat", metavar="JSON", help="recompute the comparisons of a saved result and draw its "
+                        "per-seed curves, without training")
     args = parser.parse_args(argv)
+    if args.restat:
+        return restat(args.restat)
     names = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     bad = [a for a in names if a not in ("policyflow", "gaussian_ppo", "fpo")]
     if bad:
@@ -203,16 +261,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         results[name] = run(name, args, env, params)
         payload["algorithms"][name] = results[name]["row"]
-        rates = {n: [m["reach_rate"] for m in r["row"]["per_seed"]] for n, r in results.items()}
-        aims = {n: [m["aim_fraction"] for m in r["row"]["per_seed"]] for n, r in results.items()}
-        if "gaussian_ppo" in rates:
-            payload["welch_vs_gaussian_ppo"] = {n: {"reach_rate": welch(rates[n], rates["gaussian_ppo"]),
-                                                    "aim_fraction": welch(aims[n], aims["gaussian_ppo"])}
-                                                for n in rates if n != "gaussian_ppo"}
+        if "gaussian_ppo" in payload["algorithms"]:
+            payload["welch_vs_gaussian_ppo"] = comparisons(payload["algorithms"])
         payload["total_wall_s"] = round(time.perf_counter() - start, 1)
         write_json(f"{args.out}.json", payload)  # after every finished algorithm
     out_png = f"{args.out}.png" if "/" in args.out else str(RESULTS / f"{args.out}.png")
     draw(results, params, out_png)
+    draw_curves(payload["algorithms"], out_png.replace(".png", "_curves.png"))
     print(f"wrote {args.out}.json / .png ({time.perf_counter() - start:.0f} s)")
 
 

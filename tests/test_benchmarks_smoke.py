@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,3 +178,32 @@ def test_subpo_coverage_runs_at_a_tiny_size_and_draws(tmp_path):
     assert sorted(world["agents"]) == ["NM", "SRL"] and "NM vs SRL" in world["welch_final_eval_mean_F"]
     assert len(world["agents"]["NM"]["eval_F_mean_per_run"]) == 2
     assert (tmp_path / "tiny_curves.png").stat().st_size > 0 and (tmp_path / "tiny_maps.png").stat().st_size > 0
+
+
+def test_policyflow_multigoal_restat_recomputes_the_comparisons_and_draws_every_seed(tmp_path):
+    """``--restat`` on a saved result: Welch tests of every compared metric from the per-seed values, per-seed
+    curves drawn (a diverged seed included), nothing trained."""
+    from benchmarks.policyflow_multigoal import COMPARED
+    from benchmarks.stats import mean_ci, welch
+
+    rng = np.random.default_rng(0)
+
+    def row(reach, goals):
+        per_seed = [{"reach_rate": r, "goals_reached": g, "angle_entropy": 0.5 + 0.1 * g, "aim_fraction": 0.5}
+                    for r, g in zip(reach, goals)]
+        curves = rng.normal(3.0, 1.0, (len(reach), 6))
+        curves[0, 3:] = -1e4  # a diverged seed
+        return {"per_seed": per_seed, "final_train_return": mean_ci(curves[:, -1]), "return_curve_per_seed": curves.tolist(),
+                "env_steps": 6 * 256 * len(reach)}
+
+    rows = {"policyflow": row([0.9, 0.8, 0.95], [5, 3, 4]), "gaussian_ppo": row([0.3, 0.9, 0.0], [1, 1, 0])}
+    path = tmp_path / "pf.json"
+    path.write_text(json.dumps({"algorithms": rows}))
+    proc = run_module("benchmarks.policyflow_multigoal", "--restat", str(path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(path.read_text())["welch_vs_gaussian_ppo"]
+    assert set(out) == {"policyflow"} and set(out["policyflow"]) == {*COMPARED, "final_train_return"}
+    expected = welch([5, 3, 4], [1, 1, 0])
+    assert out["policyflow"]["goals_reached"]["t"] == pytest.approx(expected["t"]) and expected["p"] < 0.05
+    assert out["policyflow"]["goals_reached"]["p"] == pytest.approx(expected["p"])
+    assert (tmp_path / "pf_curves.png").stat().st_size > 0
