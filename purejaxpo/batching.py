@@ -44,7 +44,18 @@ def map_over_runs(fn: Callable[[Any, Any], Any], runs_per_batch: int | None) -> 
     own hyperparameters and loops over the ``ceil(G·S / k)`` batches (``lax.map`` handles a remainder).
     """
     if runs_per_batch is None:
-        return jax.vmap(jax.vmap(fn, in_axes=(0, None)), in_axes=(0, 0))
+        over_seeds = jax.vmap(fn, in_axes=(0, None))
+        over_settings = jax.vmap(over_seeds, in_axes=(0, 0))
+
+        def wide(per_run: Any, hparams: Any) -> Any:
+            if jax.tree.leaves(per_run)[0].shape[0] > 1:
+                return over_settings(per_run, hparams)
+            # one setting (a plain run): one vmap level instead of two; batching a big jaxpr twice was a third
+            # of the time to trace a chunk, which a compile-cache hit still pays (same program per seed)
+            first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+            return jax.tree.map(lambda x: x[None], over_seeds(first(per_run), first(hparams)))
+
+        return wide
 
     def batched(per_run: Any, hparams: Any) -> Any:
         settings, seeds = jax.tree.leaves(per_run)[0].shape[:2]

@@ -4,14 +4,17 @@
 ``$XDG_CACHE_HOME/purejaxpo/xla`` or ``~/.cache/purejaxpo/xla``) and caches every compilation worth caching, so a
 second run of the same program (same algorithm, config, shapes, devices and jax version) loads its executables
 from disk instead of compiling them. :class:`CacheStats` counts cache hits and misses through
-``jax.monitoring`` events, so a run's summary can say whether its compile hit the cache.
+``jax.monitoring`` events, so a run's summary can say whether its compile hit the cache. :func:`compile_ahead`
+compiles with Python's cyclic garbage collector paused, which a cache hit (tracing and lowering only) feels most.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -94,3 +97,17 @@ class CacheStats:
     def snapshot(self) -> dict[str, int]:
         with _lock:
             return {k: _counts[k] - self._start[k] for k in _counts}
+
+
+def compile_ahead(jitted: Any, *args: Any) -> Any:
+    """``jitted.lower(*args).compile()`` with the cyclic garbage collector paused (re-enabled after, if it was
+    on). Tracing a training update allocates hundreds of thousands of short-lived Python objects, and every GC
+    pass over a process full of JAX objects walks them all: for PPO on CartPole (64 seeds, 2-core CPU) the
+    chunk's trace took 0.38–0.40 s with GC on and 0.15–0.16 s paused, on a compile-cache hit."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return jitted.lower(*args).compile()
+    finally:
+        if enabled:
+            gc.enable()

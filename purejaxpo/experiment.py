@@ -203,6 +203,8 @@ def run(
         hp = stack_hparams(settings)
         hp_one = jax.tree.map(lambda x: x[0], hp)
         state_one = jax.eval_shape(trainer.init, jax.random.key(0), hp_one)
+        # one jitted update: this probe, the memory estimate and the compiled chunks share its trace (purejaxpo.chunks)
+        trainer = trainer._replace(update=jax.jit(trainer.update))
         metric_names = list(jax.eval_shape(trainer.update, state_one, hp_one)[1])
         if check_memory:
             local = [d for d in devices if d.process_index == jax.process_index()]
@@ -403,7 +405,7 @@ def _train(job: _Job) -> Results:
             start = time.perf_counter()
             fn = jax.jit(lambda s, h, n: map_over_runs(lambda s1, h1: run_upto(s1, h1, n), per_batch)(s, h),
                          donate_argnums=(0,), **chunk_sharding)
-            compiled.append(fn.lower(state, hp, np.int32(chunk)).compile())
+            compiled.append(xla_cache.compile_ahead(fn, state, hp, np.int32(chunk)))
             compile_s += time.perf_counter() - start
         return compiled[0]
 
@@ -459,7 +461,7 @@ def _train(job: _Job) -> Results:
             start = time.perf_counter()
             if progress:  # the first compile takes seconds (minutes for big networks): say so before it starts
                 print(f"compiling {algorithm.name} on {env_name} ({grid * seeds_run} run(s))…", file=sys.stderr, flush=True)
-            init_compiled = init_fn.lower(keys, hp).compile()
+            init_compiled = xla_cache.compile_ahead(init_fn, keys, hp)
             compile_s += time.perf_counter() - start
             state = init_compiled(keys, hp)
 

@@ -64,3 +64,25 @@ def test_the_cli_caches_by_default_and_a_second_run_loads_instead_of_compiling(t
     assert "compile cache: hit" in second["stdout"]
     off = _train(tmp_path / "c", "--no-compile-cache")
     assert off["summary"]["compile_cache"] is None and "compile cache" not in off["stdout"]
+
+
+def test_compile_ahead_pauses_the_garbage_collector_and_restores_it():
+    import gc
+
+    import jax
+    import jax.numpy as jnp
+
+    from purejaxpo.compile_cache import compile_ahead
+
+    seen = []
+    f = jax.jit(lambda x: (seen.append(gc.isenabled()), jnp.tanh(x).sum())[1])
+    assert gc.isenabled()
+    compiled = compile_ahead(f, jnp.ones(3))
+    assert seen == [False] and gc.isenabled()
+    assert float(compiled(jnp.zeros(3))) == 0.0
+    gc.disable()
+    try:
+        compile_ahead(jax.jit(lambda x: x + 1), jnp.ones(2))
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()

@@ -93,3 +93,24 @@ def test_to_env_action_bounds():
     np.testing.assert_allclose(distributions.to_env_action(raw2 * 10, low2, high2, "clip"), [[0.0, 0.0], [3.0, -1.0], [3.0, -1.0]])
     with pytest.raises(ValueError, match="bounds"):
         distributions.to_env_action(raw, low, high, "sigmoid")
+
+
+def test_graphdef_of_equals_the_eager_graphdef_and_compiles_nothing():
+    from jax._src import monitoring
+
+    from purejaxpo.networks.actor_critic import ActorCritic
+    from purejaxpo.networks.graphdef import graphdef_of
+
+    def build(key, obs=4, hidden=(8, 8)):
+        return ActorCritic((obs,), "discrete", 2, hidden_sizes=hidden, rngs=nnx.Rngs(params=key))
+
+    eager, _ = nnx.split(build(jax.random.key(0)))
+    assert graphdef_of(build) == eager
+    compiles = []  # an eager build runs every initializer, each a small XLA compile
+    listener = lambda event, duration, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        graphdef_of(lambda key: build(key, obs=5, hidden=(7,)))
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+    assert compiles == []

@@ -224,7 +224,7 @@ def make_train(config: OffPolicyConfig, env: Any, env_params: Any) -> Trainer:
             "v": Critic(obs_dim, h, a, rngs=nnx.Rngs(params=keys[3])),
         }
 
-    split = {name: nnx.split(module) for name, module in build(jax.random.key(0)).items()}
+    split = {name: nnx.split(module) for name, module in nnx.eval_shape(lambda: build(jax.random.key(0))).items()}
     graphdefs = {"actor": split["actor"][0], "q": split["q1"][0], "v": split["v"][0]}
 
     def init_learner(key: Array, hp: OffPolicyHParams) -> Learner:
