@@ -1,7 +1,8 @@
 """Hyper++ vs Hyper+S-RYM vs Euclidean PPO on MinAtar, a CPU **substitute for ProcGen** (Klein et al., ICLR 2026,
 arXiv:2512.14202, which reports ProcGen-16 and Atari-5; the reference hyper-rl has no MinAtar setup).
 
-    python -m benchmarks.hyperpp_minatar --steps 2000000 --seeds 3     # results/hyperpp_minatar{.json,.png}
+    python -m benchmarks.hyperpp_minatar --steps 2015232 --seeds 3     # results/hyperpp_minatar{.json,.png}
+    python -m benchmarks.hyperpp_minatar --merge a.json b.json --out hyperpp_minatar   # parts run apart, united
 
 Agents (:mod:`purejaxpo.algorithms.hyperpp`): ``hyperpp`` (hyperboloid heads, RMSNorm + learned scaling, HL-Gauss
 critic, 2 epochs), ``hyper_srym`` and ``euclidean`` (3 epochs). **Hyper+S-RYM is the Hyper++ authors'
@@ -116,11 +117,45 @@ def plot(results: list[dict], randoms: dict[str, float], path: Any) -> None:
     save_figure(fig, str(path), dpi=70)
 
 
+PAIRS = (("hyperpp", "euclidean"), ("hyperpp", "hyper_srym"), ("hyper_srym", "euclidean"))
+
+
+def comparisons(results: list[dict]) -> dict[str, dict]:
+    """Welch t of final return per game for each pair of agents in :data:`PAIRS` that both ran."""
+    out = {}
+    for env_name in sorted({r["env"] for r in results}):
+        per = {r["agent"]: r["final_return"]["per_seed"] for r in results if r["env"] == env_name}
+        out[env_name] = {f"{a} vs {b}": welch(per[a], per[b]) for a, b in PAIRS if a in per and b in per}
+    return out
+
+
+def merge(paths: list[str], out: str) -> dict:
+    """One JSON and figure from several runs of this script (agents or games run apart): rows united (a later
+    file's agent × game replaces an earlier one's), Welch tests recomputed, ``status`` names what did not run."""
+    import json
+    from pathlib import Path
+
+    payloads = [json.loads(Path(path).read_text()) for path in paths]
+    rows = {(r["env"], r["agent"]): r for p in payloads for r in p["results"]}
+    results = [rows[k] for k in sorted(rows)]
+    randoms = {env: value for p in payloads for env, value in p["random_return"].items()}
+    missing = [f"{env}: {agent}" for env in sorted(randoms) for agent in AGENTS if (env, agent) not in rows]
+    merged = {"benchmark": "hyperpp_minatar", "merged_from": list(paths), "settings": [p["settings"] for p in payloads],
+              "machine": machine(), "random_return": randoms, "note": payloads[0]["note"], "results": results,
+              "welch_final_return": comparisons(results),
+              "status": "complete" if not missing else "partial: not run " + "; ".join(missing),
+              "total_wall_s": round(sum(p["total_wall_s"] for p in payloads), 1)}
+    write_json(f"{out}.json", merged)
+    plot(results, randoms, f"{out}.png" if "/" in out else RESULTS / f"{out}.png")
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["Breakout-MinAtar", "SpaceInvaders-MinAtar"])
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
-    parser.add_argument("--steps", type=int, default=2_000_000, help="env steps per seed")
+    parser.add_argument("--steps", type=int, default=2_015_232,
+                        help="env steps per seed (default: 123 updates of 64 × 256, the first multiple at or above 2e6)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--encoder", default="cnn", choices=["impala", "cnn", "gridworld", "mlp"])
@@ -129,7 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-steps", type=int, default=256)
     parser.add_argument("--num-minibatches", type=int, default=8)
     parser.add_argument("--out", default="hyperpp_minatar")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="unite saved results (agents or games run apart) "
+                        "into --out, without training")
     args = parser.parse_args(argv)
+    if args.merge:
+        merged = merge(args.merge, args.out)
+        print(f"wrote {args.out}.json / .png ({merged['status']})")
+        return
     start = time.perf_counter()
     results, randoms = [], {env: random_return(env) for env in args.envs}
     payload = {"benchmark": "hyperpp_minatar", "machine": machine(), "settings": vars(args), "random_return": randoms,
@@ -145,10 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{env_name:24s} {agent:11s} return {f['mean']:7.2f} ± {f['ci95_half_width']:.2f} (random {randoms[env_name]:.2f})  "
                   f"‖v‖ {r['embedding_norm_final']['mean']:.3f}  KL {r['approx_kl_mean']:.4f}  clip {r['clip_fraction_mean']:.3f}  "
                   f"{r['us_per_env_step']:.1f} µs/step  compile {r['compile_s']:.0f}s", flush=True)
-            per_env = {x["agent"]: x["final_return"]["per_seed"] for x in results if x["env"] == env_name}
-            payload.setdefault("welch_final_return", {})[env_name] = {
-                f"{a} vs {b}": welch(per_env[a], per_env[b]) for a, b in
-                (("hyperpp", "euclidean"), ("hyperpp", "hyper_srym"), ("hyper_srym", "euclidean")) if a in per_env and b in per_env}
+            payload["welch_final_return"] = comparisons(results)
             payload["total_wall_s"] = round(time.perf_counter() - start, 1)
             write_json(f"{args.out}.json", payload)  # after every finished configuration
     plot(results, randoms, f"{args.out}.png" if "/" in args.out else RESULTS / f"{args.out}.png")

@@ -207,3 +207,30 @@ def test_policyflow_multigoal_restat_recomputes_the_comparisons_and_draws_every_
     assert out["policyflow"]["goals_reached"]["t"] == pytest.approx(expected["t"]) and expected["p"] < 0.05
     assert out["policyflow"]["goals_reached"]["p"] == pytest.approx(expected["p"])
     assert (tmp_path / "pf_curves.png").stat().st_size > 0
+
+
+def test_hyperpp_minatar_merge_unites_agents_run_apart(tmp_path):
+    """Agents of one game run in two invocations: one JSON with both, Welch recomputed, the missing agent named."""
+    from benchmarks.stats import mean_ci, welch
+
+    def row(agent, finals):
+        curve = np.linspace(0.0, 1.0, 4)
+        return {"agent": agent, "env": "Breakout-MinAtar", "final_return": mean_ci(finals), "env_steps_per_seed": 4096,
+                "curves_mean": {k: curve.tolist() for k in ("episode_return", "embedding_norm", "approx_kl", "clip_fraction")},
+                "curves_per_seed": {k: [curve.tolist()] * len(finals) for k in ("episode_return", "embedding_norm")}}
+
+    def payload(rows):
+        return {"settings": {}, "random_return": {"Breakout-MinAtar": 0.4}, "note": "test", "total_wall_s": 1.0, "results": rows}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(payload([row("hyperpp", [12.0, 10.0, 14.0])])))
+    b.write_text(json.dumps(payload([row("euclidean", [8.0, 9.0, 7.5])])))
+    proc = run_module("benchmarks.hyperpp_minatar", "--merge", str(a), str(b), "--out", str(tmp_path / "merged"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert sorted(r["agent"] for r in merged["results"]) == ["euclidean", "hyperpp"]
+    test = merged["welch_final_return"]["Breakout-MinAtar"]
+    assert list(test) == ["hyperpp vs euclidean"]
+    assert test["hyperpp vs euclidean"]["p"] == pytest.approx(welch([12.0, 10.0, 14.0], [8.0, 9.0, 7.5])["p"])
+    assert merged["status"] == "partial: not run Breakout-MinAtar: hyper_srym"
+    assert (tmp_path / "merged.png").stat().st_size > 0
