@@ -129,6 +129,11 @@ def comparisons(results: list[dict]) -> dict[str, dict]:
     return out
 
 
+def figure_path(out: str) -> Any:
+    """Where the figure of ``--out`` goes: beside a path, else under ``benchmarks/results/``."""
+    return f"{out}.png" if "/" in out else RESULTS / f"{out}.png"
+
+
 def merge(paths: list[str], out: str) -> dict:
     """One JSON and figure from several runs of this script (agents or games run apart): rows united (a later
     file's agent × game replaces an earlier one's), Welch tests recomputed, ``status`` names what did not run."""
@@ -146,7 +151,7 @@ def merge(paths: list[str], out: str) -> dict:
               "status": "complete" if not missing else "partial: not run " + "; ".join(missing),
               "total_wall_s": round(sum(p["total_wall_s"] for p in payloads), 1)}
     write_json(f"{out}.json", merged)
-    plot(results, randoms, f"{out}.png" if "/" in out else RESULTS / f"{out}.png")
+    plot(results, randoms, figure_path(out))
     return merged
 
 
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             payload["welch_final_return"] = comparisons(results)
             payload["total_wall_s"] = round(time.perf_counter() - start, 1)
             write_json(f"{args.out}.json", payload)  # after every finished configuration
-    plot(results, randoms, f"{args.out}.png" if "/" in args.out else RESULTS / f"{args.out}.png")
+    plot(results, randoms, figure_path(args.out))
     print(f"wrote {args.out}.json / .png ({time.perf_counter() - start:.0f} s)")
 
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
-from flax import nnx, struct
+from flax import struct
 
 from purejaxpo import engine
 from purejaxpo.algorithms.ppo_variants import ADVANTAGES, OBJECTIVES, ObjectiveInputs, branch_from_group_leaders
@@ -40,7 +40,7 @@ from purejaxpo.engine import RolloutBudget, require_positive_ints, validate_conf
 from purejaxpo.engine.policies import POLICIES, actor_critic_policy, sequence_fields
 from purejaxpo.networks.actor_critic import actor_critic_for
 from purejaxpo.networks.distributions import env_action
-from purejaxpo.networks.graphdef import graphdef_of
+from purejaxpo.networks.graphdef import merger_of
 from purejaxpo.primitives.advantages import explained_variance, masked_mean, normalize
 from purejaxpo.primitives.losses import clip_fraction, entropy_loss, sample_kl, value_loss
 from purejaxpo.rollout import has_action_mask
@@ -267,8 +267,7 @@ def make_train(config: PPOConfig, env: Any, env_params: Any) -> Trainer:
         )
     to_env = lambda raw: env_action(spec, raw, config.action_bounds)
     policy = actor_critic_policy(config, spec, to_env, has_action_mask(env))
-    graphdef = graphdef_of(policy.network)
-    merge = lambda params: nnx.merge(graphdef, params)
+    merge = merger_of(policy.network)
 
     def prepare(exp: engine.Experience, ctx: engine.UpdateContext) -> engine.Prepared:
         advantages, targets, value_mask, extras = estimator.compute(exp, ctx, config)

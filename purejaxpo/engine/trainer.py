@@ -29,7 +29,7 @@ from purejaxpo.engine.collect import Experience, PolicyStep, ValueFn, collect_ex
 from purejaxpo.engine.optim import init_optimizer, set_hyperparams
 from purejaxpo.engine.state import OnPolicyState, init_state, observe_fn
 from purejaxpo.engine.update import LossContext, Phase, phase_batch, run_phase
-from purejaxpo.networks.graphdef import graphdef_of
+from purejaxpo.networks.graphdef import merger_of
 from purejaxpo.rollout import EnvCarry, EpisodeStats, has_action_mask
 from purejaxpo.types import Trainer, scan_train
 
@@ -140,8 +140,7 @@ def build(parts: OnPolicyParts, config: Any, env: Any, env_params: Any, to_env: 
     custom ``parts.act`` returns env actions itself. ``Trainer.algorithm`` is ``type(config).algorithm_name``.
     """
     stepper = parts.env if parts.env is not None else env
-    graphdef = graphdef_of(parts.network)
-    merge = lambda params: nnx.merge(graphdef, params)
+    merge = merger_of(parts.network)
     keys_of = parts.keys or default_keys(len(parts.phases), any(p.step_keys for p in parts.phases))
     obs_shape = tuple(env.observation_space(env_params).shape)
     recurrent = parts.init_memory is not None
